@@ -1,0 +1,184 @@
+"""Exact linear degradation operators with SVD-based pseudo-inverse and proximal maps.
+
+Entry point: :func:`make_operator`. Observation model of every task: ``y = A x + σ n`` with
+``n ~ N(0, I)``; the noise level ``σ`` (in [0, 1] image units) belongs to the task, not to the
+operator — see :func:`observe`.
+
+==================  ================================================================
+task name           observation model (per channel unless stated)
+==================  ================================================================
+``denoise``         ``y = x``
+``srN``             ``y = N×N block average of x`` (N any integer ≥ 2; H, W divisible by N)
+``srN-bicubic``     ``y = S_N (k_bic * x)``: separable antialiased bicubic filter + stride N
+``colorize``        ``y = (R + G + B) / 3`` per pixel (3-channel input, 1-channel output)
+``inpaint``         ``y = m ⊙ x``, mask ``m`` (1 = known); missing pixels observed as 0
+``deblur-gauss``    ``y = k_g * x``, separable Gaussian (std ``width``, odd ``size``), zero boundary
+``deblur-uniform``  ``y = k_u * x``, separable ``size × size`` box, zero boundary
+``matrix``          ``y = A x`` for a dense ``matrix`` (small problems, tests)
+==================  ================================================================
+"""
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+import numpy as np
+import torch
+
+from pnp_rgm.errors import ShapeError, TaskError
+
+from .base import SVDOperator
+from .library import (
+    BlockAverage,
+    Colorize,
+    Identity,
+    Inpaint,
+    MatrixOperator,
+    Separable,
+    bicubic_down_matrix,
+    conv_matrix,
+    gaussian_kernel,
+    uniform_kernel,
+)
+from .masks import box_mask, mask_from_image, random_mask
+
+__all__ = [
+    "SVDOperator", "Identity", "BlockAverage", "Colorize", "Inpaint", "Separable", "MatrixOperator",
+    "make_operator", "observe", "TASK_NAMES", "random_mask", "box_mask", "mask_from_image",
+    "conv_matrix", "gaussian_kernel", "uniform_kernel", "bicubic_down_matrix",
+]
+
+#: Task names accepted by :func:`make_operator` (``srN`` stands for sr2, sr3, sr4, ...).
+TASK_NAMES = ("denoise", "srN", "srN-bicubic", "colorize", "inpaint", "deblur-gauss", "deblur-uniform", "matrix")
+
+_PARAMS: dict[str, tuple[str, ...]] = {
+    "denoise": (),
+    "sr": (),
+    "sr-bicubic": (),
+    "colorize": (),
+    "inpaint": ("mask", "missing", "box", "seed"),
+    "deblur-gauss": ("width", "size"),
+    "deblur-uniform": ("size",),
+    "matrix": ("matrix", "out_shape"),
+}
+
+
+def _check_shape(shape: Any) -> tuple[int, int, int]:
+    try:
+        vals = tuple(shape)
+        ok = len(vals) == 3 and all(int(v) == v and int(v) > 0 for v in vals)
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ShapeError(f"shape must be (C, H, W) with positive integers, got {shape!r}")
+    return tuple(int(v) for v in vals)  # type: ignore[return-value]
+
+
+def _odd_size(size: Any, what: str) -> int:
+    if isinstance(size, bool) or int(size) != size or int(size) < 1 or int(size) % 2 == 0:
+        raise TaskError(f"{what} kernel size must be an odd positive integer, got {size!r}")
+    return int(size)
+
+
+def make_operator(name: str, shape: tuple[int, int, int], **params: Any) -> SVDOperator:
+    """Build the operator of task ``name`` for clean images of shape ``shape = (C, H, W)``.
+
+    Parameters by task:
+
+    * ``inpaint``: exactly one of ``mask`` (array ``(H, W)``/``(C, H, W)``, 1 = known),
+      ``missing`` (fraction of pixels removed at random, with ``seed``), or
+      ``box`` (``(top, left, height, width)`` removed, or ``"center"`` for the centred half box).
+    * ``deblur-gauss``: ``width`` (std in pixels, default 3.0), ``size`` (odd, default
+      ``2·ceil(3·width) + 1``).
+    * ``deblur-uniform``: ``size`` (odd, default 9).
+    * ``matrix``: ``matrix`` (``M × C·H·W``), ``out_shape`` (default ``(1, 1, M)``).
+
+    Raises :class:`~pnp_rgm.errors.TaskError` for unknown names or parameters and
+    :class:`~pnp_rgm.errors.ShapeError` for shapes the task cannot take.
+    """
+    if not isinstance(name, str):
+        raise TaskError(f"task name must be a string, got {name!r}")
+    shape = _check_shape(shape)
+    c, h, w = shape
+    m = re.fullmatch(r"sr(\d+)(-bicubic)?", name)
+    key = ("sr-bicubic" if m.group(2) else "sr") if m else name
+    if key not in _PARAMS:
+        raise TaskError(f"unknown task {name!r}; valid tasks: {', '.join(TASK_NAMES)} (srN: e.g. sr2, sr4, sr4-bicubic)")
+    unknown = sorted(set(params) - set(_PARAMS[key]))
+    if unknown:
+        valid = ", ".join(_PARAMS[key]) or "none"
+        raise TaskError(f"unknown parameter(s) {', '.join(unknown)} for task {name!r}; valid: {valid}")
+
+    if m:
+        factor = int(m.group(1))
+        if factor < 2:
+            raise TaskError(f"super-resolution factor must be >= 2, got {name!r}")
+        if h % factor or w % factor:
+            raise ShapeError(f"task {name!r} needs height and width divisible by {factor}; got {h}x{w}")
+        if key == "sr":
+            op: SVDOperator = BlockAverage(shape, factor)
+        else:
+            op = Separable(shape, bicubic_down_matrix(h, factor), bicubic_down_matrix(w, factor))
+    elif key == "denoise":
+        op = Identity(shape)
+    elif key == "colorize":
+        if c != 3:
+            raise ShapeError(f"task 'colorize' needs 3-channel (RGB) images; got {c} channel(s)")
+        op = Colorize(shape)
+    elif key == "inpaint":
+        given = [k for k in ("mask", "missing", "box") if params.get(k) is not None]
+        if len(given) != 1:
+            raise TaskError("task 'inpaint' needs exactly one of mask=..., missing=<fraction>, box=(top, left, height, width)|'center'"
+                            + (f"; got {', '.join(given)}" if given else ""))
+        if given[0] == "mask":
+            mask = params["mask"]
+            if isinstance(mask, torch.Tensor):
+                mask = mask.detach().cpu().numpy()
+            mask = np.asarray(mask)
+            if mask.ndim == 3 and mask.shape[-1] in (1, 3) and mask.shape[:2] == (h, w):
+                mask = mask_from_image(mask)  # an (H, W, C) image array
+            elif mask.dtype != bool:
+                mask = mask > 0.5
+        elif given[0] == "missing":
+            mask = random_mask((h, w), float(params["missing"]), seed=int(params.get("seed") or 0))
+        else:
+            box = params["box"]
+            mask = box_mask((h, w), None if box == "center" else box)
+        op = Inpaint(shape, mask)
+    elif key == "deblur-gauss":
+        width = float(params.get("width", 3.0))
+        if not (width > 0 and math.isfinite(width)):
+            raise TaskError(f"deblur-gauss width must be > 0, got {params.get('width')!r}")
+        size = _odd_size(params.get("size", 2 * math.ceil(3 * width) + 1), "deblur-gauss")
+        k = gaussian_kernel(size, width)
+        op = Separable(shape, conv_matrix(k, h), conv_matrix(k, w))
+    elif key == "deblur-uniform":
+        size = _odd_size(params.get("size", 9), "deblur-uniform")
+        k = uniform_kernel(size)
+        op = Separable(shape, conv_matrix(k, h), conv_matrix(k, w))
+    else:  # matrix
+        if params.get("matrix") is None:
+            raise TaskError("task 'matrix' needs matrix=<(M, C*H*W) array>")
+        op = MatrixOperator(shape, params["matrix"], params.get("out_shape"))
+    op.name = name
+    return op
+
+
+def observe(op: SVDOperator, x: torch.Tensor, sigma: float = 0.0,
+            generator: torch.Generator | None = None) -> torch.Tensor:
+    """Simulate an observation ``y = A x + σ n`` with ``n ~ N(0, I)``.
+
+    ``sigma`` is in [0, 1] image units. Coordinates that ``A`` never reaches (the missing
+    pixels of ``inpaint``) stay exactly 0: the noise is kept only on observed coordinates.
+    """
+    sigma = float(sigma)
+    if not 0.0 <= sigma <= 1.0:
+        raise TaskError(f"sigma must be in [0, 1] (image units; e.g. 25/255 = 0.098), got {sigma}")
+    y = op.forward(x)
+    if sigma > 0:
+        n = torch.randn(y.shape, generator=generator, dtype=y.dtype, device="cpu").to(y.device)
+        if op.out_numel > op.rank:
+            n = op.U(op._pad(op.Ut(n)[:, : op.rank], op.out_numel))
+        y = y + sigma * n
+    return y

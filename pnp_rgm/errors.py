@@ -1,0 +1,30 @@
+"""Typed errors. Every user-facing failure is a ``ValueError`` subclass with a one-line message
+that names the offending value and what is valid; the CLI turns them into exit code 2."""
+
+
+class PnpRgmError(ValueError):
+    """Base class of every error pnp-rgm raises on bad input."""
+
+
+class TaskError(PnpRgmError):
+    """Unknown task/operator name, or bad task parameters."""
+
+
+class ShapeError(PnpRgmError):
+    """An image or tensor shape that does not fit the operator or task."""
+
+
+class ImageError(PnpRgmError):
+    """An image file that cannot be read or written (missing, corrupt, unsupported)."""
+
+
+class ConfigError(PnpRgmError):
+    """A configuration file or value that is invalid (unknown key, wrong type, out of range)."""
+
+
+class OutputExistsError(PnpRgmError):
+    """An output path exists and overwriting was not requested."""
+
+
+class CheckpointError(PnpRgmError):
+    """A checkpoint folder that is missing, incomplete or inconsistent."""
