@@ -1,8 +1,39 @@
-"""pnp-rgm: plug-and-play image restoration with exact SVD operators and RGM priors."""
+"""pnp-rgm: plug-and-play image restoration with exact SVD operators and RGM priors.
+
+Top-level names are imported lazily (``import pnp_rgm`` stays cheap)::
+
+    pnp_rgm.make_operator, pnp_rgm.observe        # operators
+    pnp_rgm.read_image, pnp_rgm.write_image       # image I/O
+    pnp_rgm.psnr, pnp_rgm.ssim                    # metrics
+    pnp_rgm.drs, pnp_rgm.restore_baseline         # solvers
+"""
 from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from pnp_rgm.errors import PnpRgmError
 
 __version__ = "0.1.0"
 
-from pnp_rgm.errors import PnpRgmError  # noqa: E402
+_LAZY = {
+    "make_operator": "pnp_rgm.operators",
+    "observe": "pnp_rgm.operators",
+    "read_image": "pnp_rgm.io",
+    "write_image": "pnp_rgm.io",
+    "image_to_tensor": "pnp_rgm.io",
+    "tensor_to_image": "pnp_rgm.io",
+    "psnr": "pnp_rgm.metrics",
+    "ssim": "pnp_rgm.metrics",
+    "lpips": "pnp_rgm.metrics",
+    "drs": "pnp_rgm.solvers",
+    "restore_baseline": "pnp_rgm.tasks",
+}
 
-__all__ = ["__version__", "PnpRgmError"]
+__all__ = ["__version__", "PnpRgmError", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'pnp_rgm' has no attribute {name!r}")

@@ -138,8 +138,11 @@ def test_help_for_every_command(capsys):
 def test_console_script_runs_from_any_directory(tmp_path):
     import shutil
     import subprocess
+    import sys
+    from pathlib import Path
 
-    exe = shutil.which("pnp-rgm")
+    beside = Path(sys.executable).parent / "pnp-rgm"  # the venv's script, even when the venv is not on PATH
+    exe = str(beside) if beside.exists() else shutil.which("pnp-rgm")
     if exe is None:
         pytest.skip("pnp-rgm console script not on PATH (package not installed)")
     res = subprocess.run([exe, "--help"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
