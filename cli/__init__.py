@@ -13,10 +13,13 @@ import click
 
 from pnp_rgm.errors import PnpRgmError
 
-# module name (inside pnp_rgm.cli) -> attribute holding the click command
+# module name (inside pnp_rgm.cli; 'module.key' for a second command of a module) -> attribute
 COMMANDS = {
     "degrade": "degrade",
     "restore": "restore",
+    "restore.priors": "priors",
+    "train": "train",
+    "sample": "sample",
 }
 
 
@@ -36,7 +39,7 @@ def cli() -> None:
 
 
 for _module, _attr in COMMANDS.items():
-    cli.add_command(getattr(importlib.import_module(f"pnp_rgm.cli.{_module}"), _attr))
+    cli.add_command(getattr(importlib.import_module(f"pnp_rgm.cli.{_module.split('.')[0]}"), _attr))
 
 
 def main(argv: list[str] | None = None) -> int:

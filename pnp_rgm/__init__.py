@@ -6,6 +6,8 @@ Top-level names are imported lazily (``import pnp_rgm`` stays cheap)::
     pnp_rgm.read_image, pnp_rgm.write_image       # image I/O
     pnp_rgm.psnr, pnp_rgm.ssim                    # metrics
     pnp_rgm.drs, pnp_rgm.restore_baseline         # solvers
+    pnp_rgm.restore, pnp_rgm.Restorer             # whole-image restoration API
+    pnp_rgm.load_prior, pnp_rgm.save_prior        # learned priors (checkpoint folders)
 """
 from __future__ import annotations
 
@@ -28,6 +30,11 @@ _LAZY = {
     "lpips": "pnp_rgm.metrics",
     "drs": "pnp_rgm.solvers",
     "restore_baseline": "pnp_rgm.tasks",
+    "restore": "pnp_rgm.api",
+    "Restorer": "pnp_rgm.api",
+    "load_prior": "pnp_rgm.priors",
+    "save_prior": "pnp_rgm.priors",
+    "Prior": "pnp_rgm.priors",
 }
 
 __all__ = ["__version__", "PnpRgmError", *_LAZY]

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))  # for tests/operator_registry.py
+sys.path.insert(0, str(Path(__file__).parent))  # for tests/operator_registry.py and tests/tiny.py
 
 from operator_registry import REGISTRY  # noqa: E402
 
@@ -23,6 +23,15 @@ def op_case(request):
     basis = torch.eye(n, dtype=torch.float64).reshape(n, *op.in_shape)
     dense = op.forward(basis).reshape(n, -1).T.numpy()  # (M, N)
     return op, ref, dense
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Test tensors are tiny: one thread is fastest and immune to a busy second core."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 @pytest.fixture

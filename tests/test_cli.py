@@ -100,12 +100,17 @@ def test_restore_with_box_mask_fills_hole(photos, tmp_path, capsys):
         (["restore", "--task", "colorize", "{d}/rgb.png", "-o", "{t}/o.png"], "grayscale"),
         (["restore", "--task", "inpaint", "{d}/rgb.png", "-o", "{t}/o.png"], "--mask"),
         (["restore", "--task", "sr4", "{d}/rgb.png", "-o", "{t}/o.png", "--mask", "{d}/gray.png"], "only used"),
-        (["restore", "--task", "sr4", "{d}/rgb.png", "-o", "{t}/o.png", "--prior", "magic"], "unknown prior"),
+        (["restore", "--task", "sr4", "{d}/rgb.png", "-o", "{t}/o.png", "--prior", "magic"], "unknown prior 'magic'"),
         (["restore", "--task", "sr4", "{d}/rgb.png", "-o", "{t}/o.png", "--set", "iters=0"], "iters"),
         (["restore", "--task", "sr4", "{d}/rgb.png", "-o", "{t}/o.png", "--set", "bogus=1"], "unknown setting"),
         (["restore", "--task", "sr4", "{d}/rgb.png", "-o", "{d}/gray.png"], "--overwrite"),
         (["restore", "--task", "sr4", "{d}/rgb.png", "-o", "{t}/o.png", "--set", "novalue"], "key=value"),
         (["restore", "--task", "inpaint", "{d}/rgb.png", "-o", "{t}/o.png", "--mask", "{d}/gray.png"], "mask"),
+        (["restore", "--task", "sr4", "{d}/rgb.png", "-o", "{t}/o.png", "--device", "tpu"], "device"),
+        (["restore", "--task", "denoise", "{d}/rgb.png", "-o", "{t}/o.png"], "sigma"),
+        (["restore", "--task", "sr4"], "no INPUT"),
+        (["restore", "--task", "sr4", "{d}/rgb.png", "--simulate", "{d}/rgb.png"], "not both"),
+        (["restore", "--task", "sr4", "{d}/missing_dir/"], "no such file"),
         (["frobnicate"], "No such command"),
     ],
 )
@@ -149,3 +154,48 @@ def test_console_script_runs_from_any_directory(tmp_path):
     assert res.returncode == 0 and "degrade" in res.stdout
     res = subprocess.run([exe, "restore", "--task", "sr4", "nothing.png"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert res.returncode == 2 and res.stderr.count("\n") == 1 and "Traceback" not in res.stderr
+
+
+def test_simulate_prints_metrics(photos, tmp_path, capsys):
+    out = tmp_path / "sim.png"
+    rc, stdout, err = run(capsys, "restore", "--task", "sr2", "--simulate", photos / "rgb.png", "-o", out, "--set", "iters=3")
+    assert rc == 0, err
+    assert "PSNR" in stdout and "SSIM" in stdout and read_image(out).shape == (64, 48, 3)
+    rc, stdout, err = run(capsys, "restore", "--task", "inpaint", "--simulate", photos / "rgb.png", "-o", tmp_path / "i.png",
+                          "--set", "iters=3")
+    assert rc == 0, err
+
+
+def test_folder_input_writes_one_output_each(photos, tmp_path, capsys):
+    src = tmp_path / "in"
+    for name in ("a", "b", "c"):
+        write_image(src / f"{name}.png", read_image(photos / "gray.png")[:16, :20])
+    out = tmp_path / "out"
+    rc, stdout, err = run(capsys, "restore", "--task", "sr2", src, "-o", out, "--prior", "none")
+    assert rc == 0, err
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png", "c.png"]
+    assert read_image(out / "a.png").shape == (32, 40, 1)
+    rc, _, err = run(capsys, "restore", "--task", "sr2", src, "-o", out, "--prior", "none")
+    assert rc == 2 and "exists" in err  # nothing overwritten without --overwrite
+
+
+def test_restore_with_a_checkpoint_folder(photos, tmp_path, capsys):
+    from tiny import tiny_prior
+
+    from pnp_rgm.priors import save_prior
+
+    ckpt = save_prior(tiny_prior(), tmp_path / "tiny")
+    obs = tmp_path / "obs.png"
+    run(capsys, "degrade", "--task", "sr2", photos / "rgb.png", "-o", obs)
+    outs = []
+    for name in ("r1.png", "r2.png"):
+        rc, _, err = run(capsys, "restore", "--task", "sr2", obs, "--prior", ckpt, "-o", tmp_path / name,
+                         "--set", "outer=1", "--set", "levels=[2,1]", "--seed", "5")
+        assert rc == 0, err
+        outs.append(read_image(tmp_path / name))
+    assert outs[0].shape == (64, 48, 3) and np.array_equal(outs[0], outs[1])  # deterministic by seed
+
+
+def test_priors_command_lists_or_explains(capsys):
+    rc, out, _ = run(capsys, "priors")
+    assert rc == 0 and out.strip()

@@ -1,0 +1,160 @@
+"""The restoration API: :class:`Restorer` (keeps a prior loaded for batches) and :func:`restore`.
+
+``prior`` is ``"none"`` (pseudo-inverse), ``"tv"`` (TV-regularized DRS), a bundled prior name or
+checkpoint folder (RGM-DRS with that prior), or a loaded :class:`~pnp_rgm.priors.Prior`.
+Images larger than ``max_pixels`` (clean-image pixels) are restored in overlapping tiles
+(:mod:`pnp_rgm.tiling`), so memory stays bounded for any image size.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import fields
+from pathlib import Path
+from typing import Any, Union
+
+import numpy as np
+import torch
+
+from pnp_rgm.errors import ShapeError, TaskError
+from pnp_rgm.pnp import RGMDRSConfig, rgm_prior_step
+from pnp_rgm.solvers import drs
+from pnp_rgm.tasks import BASELINES, OPERATOR_KEYS, clean_shape, make_task_operator, restore_baseline, sr_factor
+from pnp_rgm.tiling import TileSpec, restore_tiled
+
+ArrayOrTensor = Union[np.ndarray, torch.Tensor]
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; ``"cuda"`` without a GPU is an error."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        dev = None
+    if dev is None or dev.type not in ("cpu", "cuda"):
+        raise TaskError(f"unknown device {str(device)!r}; valid: auto, cpu, cuda")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise TaskError("device 'cuda' requested but no CUDA GPU is available; use --device cpu or auto")
+    return dev
+
+
+def _rgm_config(settings: dict[str, Any]) -> RGMDRSConfig:
+    valid = {f.name: f for f in fields(RGMDRSConfig)}
+    bad = sorted(set(settings) - set(valid))
+    if bad:
+        raise TaskError(f"unknown setting(s) {', '.join(bad)} for a learned prior; valid: {', '.join(sorted(valid))}")
+    vals: dict[str, Any] = {}
+    for k, v in settings.items():
+        default = getattr(RGMDRSConfig(), k)
+        try:
+            if isinstance(default, tuple):
+                vals[k] = tuple(int(j) for j in (v if isinstance(v, (list, tuple)) else [v]))
+            elif isinstance(default, str):
+                vals[k] = str(v)
+            else:
+                vals[k] = type(default)(v)
+        except (TypeError, ValueError):
+            raise TaskError(f"setting {k}={v!r} must be a {type(default).__name__}") from None
+    return RGMDRSConfig(**vals)
+
+
+class Restorer:
+    """Restore observations of one task with one prior; reuse it for many images.
+
+    Parameters: ``task`` (see :data:`pnp_rgm.tasks.TASKS`), ``prior`` (see module docstring),
+    ``sigma`` (observation noise std, [0, 1] units), ``device`` (``auto``/``cpu``/``cuda``),
+    ``seed``, tiling (``max_pixels``, ``tile``, ``overlap`` in observation pixels), and
+    ``settings``: operator parameters (``width``, ``size``) and solver settings
+    (``tv``: ``tv_weight``, ``lam``, ``iters``, ``init_rcond``; learned priors: the fields of
+    :class:`~pnp_rgm.pnp.RGMDRSConfig`; ``none``: ``rcond``).
+    """
+
+    def __init__(self, task: str, prior: Any = "tv", *, sigma: float = 0.0, device: str = "auto", seed: int = 0,
+                 max_pixels: int = 1024 * 1024, tile: int = 256, overlap: int = 32, **settings: Any) -> None:
+        sigma = float(sigma)
+        if not 0.0 <= sigma <= 1.0:
+            raise TaskError(f"sigma must be in [0, 1] (image units; 25/255 = 0.098), got {sigma}")
+        if task == "denoise" and sigma == 0:
+            raise TaskError("task 'denoise' needs the noise level: pass sigma > 0 (CLI: --sigma)")
+        self.task, self.sigma, self.seed = task, sigma, int(seed)
+        self.device = resolve_device(device)
+        self.op_params = {k: settings.pop(k) for k in list(settings) if k in OPERATOR_KEYS}
+        self.tiles = TileSpec(int(tile), int(overlap))
+        if int(max_pixels) < 64 * 64:
+            raise TaskError(f"max_pixels must be >= 4096, got {max_pixels}")
+        self.max_pixels = int(max_pixels)
+        # validate the task name and its operator parameters once, on a tiny shape
+        n = sr_factor(task) or 1
+        probe = {**self.op_params, **({"missing": 0.5} if task == "inpaint" else {})}
+        make_task_operator(task, (1 if task == "colorize" else 3, 2 * n, 2 * n), **probe)
+        if isinstance(prior, str) and prior in BASELINES:
+            self.prior, self.method = None, prior
+            self.settings = settings
+            if prior == "tv":
+                from pnp_rgm.tasks import TVConfig
+
+                TVConfig.for_task(task, sigma, **settings)  # reject bad settings now
+        else:
+            from pnp_rgm.priors import Prior, available_priors, load_prior
+
+            if isinstance(prior, (str, os.PathLike)) and not Path(prior).is_dir() and prior not in available_priors():
+                bundled = ", ".join(available_priors()) or "none bundled"
+                raise TaskError(f"unknown prior {str(prior)!r}; valid: none, tv, a bundled prior ({bundled}) "
+                                "or a checkpoint folder")
+            self.prior = prior if isinstance(prior, Prior) else load_prior(prior)
+            self.prior.to(self.device)
+            self.method = "rgm"
+            self.config = _rgm_config(settings)
+            self.settings = settings
+
+    # ------------------------------------------------------------------ core
+    def _restore_one(self, y: torch.Tensor, mask: np.ndarray | None) -> torch.Tensor:
+        op = make_task_operator(self.task, tuple(y.shape[1:]), mask=mask, **self.op_params)
+        if self.method != "rgm":
+            return restore_baseline(op, y, self.method, sigma=self.sigma, **self.settings)
+        gen = torch.Generator(device=self.prior.device).manual_seed(self.seed)
+        step = rgm_prior_step(self.prior, self.config, gen)
+        state = drs(op, y, step, lam=self.config.lam, iters=self.config.iters)
+        return state.w.clamp(0, 1)
+
+    def restore_tensor(self, y: torch.Tensor, mask: np.ndarray | None = None, progress=None) -> torch.Tensor:
+        """``y``: ``(B, C', H, W)`` observation -> ``(B, C, H', W')`` restoration in [0, 1]."""
+        if not isinstance(y, torch.Tensor) or y.dim() != 4:
+            raise ShapeError(f"observation must be a (B, C, H, W) tensor, got {getattr(y, 'shape', type(y).__name__)}")
+        if self.task == "inpaint" and mask is None:
+            raise TaskError("task 'inpaint' needs a mask (1 = known pixel)")
+        if mask is not None:
+            mask = np.asarray(mask).astype(bool)
+            if mask.shape[-2:] != tuple(y.shape[-2:]):
+                raise ShapeError(f"mask has shape {mask.shape}; the observation is {tuple(y.shape[-2:])}")
+        c, h, w = clean_shape(self.task, tuple(y.shape[1:]))
+        y = y.to(self.device, torch.float32)
+        if h * w <= self.max_pixels:
+            out = self._restore_one(y, mask)
+        else:
+            out = restore_tiled(y, sr_factor(self.task) or 1, c, self._restore_one, self.tiles, mask=mask,
+                                progress=progress)
+        return out.to(torch.float32)
+
+    def __call__(self, observation: ArrayOrTensor, mask: np.ndarray | None = None) -> ArrayOrTensor:
+        """Restore an ``H×W×C`` float array in [0, 1] (returns the same kind) or a ``(B, C, H, W)`` tensor."""
+        if isinstance(observation, torch.Tensor):
+            return self.restore_tensor(observation, mask).to(observation.device)
+        arr = np.asarray(observation, dtype=np.float32)
+        if arr.ndim == 2:
+            arr = arr[:, :, None]
+        if arr.ndim != 3:
+            raise ShapeError(f"observation array must be H x W or H x W x C, got shape {arr.shape}")
+        if self.task == "colorize":
+            from pnp_rgm.tasks import grayscale_observation
+
+            arr = grayscale_observation(arr)
+        y = torch.from_numpy(arr.transpose(2, 0, 1).copy())[None]
+        return self.restore_tensor(y, mask)[0].permute(1, 2, 0).cpu().numpy()
+
+
+def restore(observation: ArrayOrTensor, task: str = "sr4", prior: Any = "tv", sigma: float = 0.0,
+            mask: np.ndarray | None = None, seed: int = 0, device: str = "auto", **overrides: Any) -> ArrayOrTensor:
+    """One-call restoration; see :class:`Restorer` for the parameters."""
+    return Restorer(task, prior, sigma=sigma, device=device, seed=seed, **overrides)(observation, mask)

@@ -1,0 +1,211 @@
+"""RGM training objectives (MAP restoration with a learned prior term) and the MMSE twin.
+
+Network space is [-1, 1]. For a batch of clean images x0 and per-sample steps k in 1..K:
+
+* ``map`` (Algorithms 1/2 of RGM): x0_hat = G(x_k, z, k) (see :meth:`RGMObjective.real_pair`);
+  loss_G = lambda_fid * 1/2 mean(((x_k - a_k A_k x0_hat) / sigma_k)^2)
+           + lambda_prior * prior((x_{k-1}_hat, x_k) vs (x_{k-1}, x_k))
+  where x_{k-1}_hat is re-degraded from x0_hat (Algorithm 2, "prior" sampling) or drawn from
+  q(x_{k-1} | x_k, x0_hat) (Algorithm 1, "posterior"). The mean is over elements, so
+  lambda_fid here equals the per-sample MAP weight divided by the number of elements.
+* prior terms: ``kld`` (non-saturating GAN with conditional D; D gets lazy R1), ``mmd``
+  (mixture-of-RBF MMD^2 on D features or raw pairs), ``dswd`` (distributional sliced
+  Wasserstein on the same features), ``none``.
+* ``mmse``: 1/2 mean((G(x) - x0)^2) over a continuous log-uniform noise range, or the process's
+  K steps (the paper's MMSE ablation).
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+
+from pnp_rgm.sampling import restore_step
+
+__all__ = ["RGMObjective", "MMSEObjective", "make_objective", "mmd2", "dswd", "needs_discriminator"]
+
+
+def needs_discriminator(cfg) -> bool:
+    return cfg.kind == "map" and (cfg.prior == "kld" or (cfg.prior in ("mmd", "dswd") and cfg.feature_space == "disc"))
+
+
+def _pairwise_sq(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return (a.pow(2).sum(1, keepdim=True) + b.pow(2).sum(1)[None] - 2 * a @ b.t()).clamp_min(0)
+
+
+def mmd2(real: torch.Tensor, fake: torch.Tensor, bandwidths=(0.25, 0.5, 1.0, 2.0, 4.0)) -> torch.Tensor:
+    """Biased MMD^2 with a mixture of RBF kernels; bandwidths are relative to the mean squared
+    distance among the real features (so the loss is scale free)."""
+    real, fake = real.float(), fake.float()
+    drr, dff, drf = _pairwise_sq(real, real), _pairwise_sq(fake, fake), _pairwise_sq(real, fake)
+    scale = drr.detach().mean().clamp_min(1e-8)
+    out = real.new_zeros(())
+    for bw in bandwidths:
+        g = 1.0 / (bw * scale)
+        out = out + torch.exp(-g * drr).mean() + torch.exp(-g * dff).mean() - 2 * torch.exp(-g * drf).mean()
+    return out
+
+
+def _sliced_w2(real: torch.Tensor, fake: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    pr = torch.sort(real @ theta.t(), dim=0).values
+    pf = torch.sort(fake @ theta.t(), dim=0).values
+    return (pr - pf).pow(2).mean(0)  # (L,)
+
+
+def dswd(real: torch.Tensor, fake: torch.Tensor, n_proj: int = 64, iters: int = 3, lr: float = 0.1,
+         reg: float = 1.0, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """Distributional sliced Wasserstein-2 (squared): directions are pushed towards the most
+    discriminative slices by a few ascent steps on mean W2 - reg * mean |cos| between directions,
+    then W2 along them is returned (differentiable in ``fake``). Features are scaled by the real
+    features' std."""
+    real, fake = real.float(), fake.float()
+    if real.shape[0] != fake.shape[0]:
+        n = min(real.shape[0], fake.shape[0])
+        real, fake = real[:n], fake[:n]
+    scale = real.detach().std().clamp_min(1e-8)
+    real, fake = real / scale, fake / scale
+    d = real.shape[1]
+    theta = torch.randn(n_proj, d, device=real.device, generator=generator)
+    theta = F.normalize(theta, dim=1)
+    if iters:
+        rd, fd = real.detach(), fake.detach()
+        with torch.enable_grad():
+            for _ in range(iters):
+                th = theta.detach().requires_grad_(True)
+                thn = F.normalize(th, dim=1)
+                cos = (thn @ thn.t()).abs()
+                obj = _sliced_w2(rd, fd, thn).mean() - reg * (cos.sum() - n_proj) / max(n_proj * (n_proj - 1), 1)
+                (g,) = torch.autograd.grad(obj, th)
+                theta = F.normalize(th.detach() + lr * g / (g.norm(dim=1, keepdim=True) + 1e-12) * 1.0, dim=1)
+    return _sliced_w2(real, fake, theta.detach()).mean()
+
+
+class RGMObjective:
+    """MAP objective; see module docstring. ``process`` is a ForwardProcess."""
+
+    def __init__(self, cfg, process) -> None:
+        self.cfg = cfg
+        self.process = process
+        self.has_d = needs_discriminator(cfg)
+
+    # --- helpers
+    def real_pair(self, x0: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The real pair, built the same way as the fake one: Algorithm 1 (posterior) compares with
+        the joint chain (x_{k-1}, x_k); Algorithm 2 (prior) re-degrades x0_hat to step k-1 with fresh
+        noise, so the real x_{k-1} is drawn from q(x_{k-1} | x0) independently of x_k as well."""
+        if self.cfg.sampling == "posterior":
+            return self.process.pair(x0, k)
+        return self.process.degrade(x0, k - 1), self.process.degrade(x0, k)
+
+    def sample_k(self, b: int) -> torch.Tensor:
+        return torch.randint(1, self.process.K + 1, (b,))
+
+    def _z(self, G, b: int, device) -> Optional[torch.Tensor]:
+        nz = getattr(G, "nz", getattr(getattr(G, "module", None), "nz", 0))
+        if not nz or not self.cfg.use_z:
+            return None
+        return torch.randn(b, nz, device=device)
+
+    def _fake(self, G, x0, x_prev, x_k, k):
+        z = self._z(G, x0.shape[0], x0.device)
+        x0_hat = restore_step(G, self.process, x_k, k, z).float()
+        x_prev_hat = None
+        if self.cfg.prior != "none":
+            x_prev_hat = self.process.step_back(x_k, x0_hat, k, posterior=self.cfg.sampling == "posterior")
+        return x0_hat, x_prev_hat
+
+    def _features(self, D, x_prev, x_k, k):
+        if self.cfg.feature_space == "raw":
+            return torch.cat([x_prev.flatten(1), x_k.flatten(1)], dim=1).float()
+        return D(x_prev, x_k, k.to(x_k.device).float())[1]
+
+    # --- losses
+    def d_loss(self, G, D, x0: torch.Tensor, r1: bool = False) -> tuple[torch.Tensor, dict]:
+        """Discriminator loss (non-saturating GAN, one D forward on [real; fake]) + lazy R1."""
+        b = x0.shape[0]
+        k = self.sample_k(b)
+        x_prev, x_k = self.real_pair(x0, k)
+        with torch.no_grad():
+            _, x_prev_hat = self._fake(G, x0, x_prev, x_k, k)
+        if x_prev_hat is None:  # prior "none" but a D exists (not used); keep D trained on re-degradation
+            x_prev_hat = self.process.degrade(x0, k - 1)
+        x_prev = x_prev.detach().requires_grad_(r1)
+        kk = torch.cat([k, k]).to(x0.device).float()
+        logits, _ = D(torch.cat([x_prev, x_prev_hat.detach()]), torch.cat([x_k, x_k]), kk)
+        lr_, lf = logits[:b], logits[b:]
+        loss = F.softplus(-lr_).mean() + F.softplus(lf).mean()
+        logs = {"d_real": lr_.detach().mean(), "d_fake": lf.detach().mean()}
+        if r1 and self.cfg.r1_gamma > 0:
+            (g,) = torch.autograd.grad(lr_.sum(), x_prev, create_graph=True)
+            pen = g.float().pow(2).flatten(1).sum(1).mean()
+            loss = loss + 0.5 * self.cfg.r1_gamma * self.cfg.r1_every * pen
+            logs["r1"] = pen.detach()
+        logs["loss_d"] = loss.detach()
+        return loss, logs
+
+    def g_loss(self, G, D, x0: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """Generator loss. ``D`` should be the unwrapped discriminator with frozen parameters."""
+        cfg = self.cfg
+        b = x0.shape[0]
+        if cfg.prior in ("mmd", "dswd"):  # set-level distances compare pairs of one step: one k per batch
+            k = torch.full((b,), int(torch.randint(1, self.process.K + 1, (1,))), dtype=torch.long)
+        else:
+            k = self.sample_k(b)
+        x_prev, x_k = self.real_pair(x0, k)
+        x0_hat, x_prev_hat = self._fake(G, x0, x_prev, x_k, k)
+        loss = x0.new_zeros(())
+        logs: dict = {}
+        if cfg.fidelity and cfg.lambda_fid > 0:
+            sig = self.process.sigma[k].to(x0.device, torch.float32).view(-1, *([1] * (x0.dim() - 1)))
+            fid = 0.5 * ((x_k - self.process.mean(x0_hat, k)) / sig).pow(2).mean()
+            loss = loss + cfg.lambda_fid * fid
+            logs["fid"] = fid.detach()
+        if cfg.prior != "none":
+            if cfg.prior == "kld":
+                logit, _ = D(x_prev_hat, x_k, k.to(x0.device).float())
+                pr = F.softplus(-logit).mean()
+            else:
+                with torch.no_grad():
+                    fr = self._features(D, x_prev, x_k, k)
+                ff = self._features(D, x_prev_hat, x_k, k)
+                if cfg.prior == "mmd":
+                    pr = mmd2(fr, ff, cfg.mmd_bandwidths)
+                else:
+                    pr = dswd(fr, ff, cfg.dswd_projections, cfg.dswd_iters, cfg.dswd_lr, cfg.dswd_reg)
+            loss = loss + cfg.lambda_prior * pr
+            logs[cfg.prior] = pr.detach()
+        with torch.no_grad():
+            logs["mse"] = (x0_hat - x0).pow(2).mean()
+        logs["loss_g"] = loss.detach()
+        return loss, logs
+
+
+class MMSEObjective:
+    """MSE-only objective for the MMSE twin (``model.kind: mmse``)."""
+
+    has_d = False
+
+    def __init__(self, cfg, process) -> None:
+        self.cfg = cfg
+        self.process = process
+
+    def g_loss(self, G, D, x0: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        b = x0.shape[0]
+        shape = (b,) + (1,) * (x0.dim() - 1)
+        if self.cfg.continuous:
+            lo, hi = math.log(2 * self.cfg.sigma_min), math.log(2 * self.cfg.sigma_max)  # [-1,1] units
+            logs_ = torch.rand(b, device=x0.device) * (hi - lo) + lo
+            x = x0 + torch.exp(logs_).view(shape) * torch.randn_like(x0)
+            x0_hat = G(x, logs_, None).float()
+        else:
+            k = torch.randint(1, self.process.K + 1, (b,))
+            x_k = self.process.degrade(x0, k)
+            x0_hat = restore_step(G, self.process, x_k, k, None).float()
+        loss = 0.5 * (x0_hat - x0).pow(2).mean()
+        return loss, {"mse": 2 * loss.detach(), "loss_g": loss.detach()}
+
+
+def make_objective(cfg, process):
+    return MMSEObjective(cfg, process) if cfg.kind == "mmse" else RGMObjective(cfg, process)

@@ -1,0 +1,246 @@
+"""The RGM run configuration: one frozen dataclass per concern, loaded from YAML.
+
+``RunConfig`` = ``model`` + ``process`` + ``objective`` + ``optim`` + ``data`` + ``train``.
+Load with ``load_run_config(path_or_dict)``; every shipped config lives in ``pnp_rgm/configs``.
+Units: noise levels are in the network's [-1, 1] image scale unless a field says otherwise.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Optional
+
+from pnp_rgm.config import load_config
+from pnp_rgm.errors import ConfigError
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+
+def _pos(name: str, v: float | int) -> None:
+    if not v > 0:
+        raise ConfigError(f"{name}: must be > 0, got {v!r}")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Generator (and discriminator) architecture.
+
+    kind: ``rgm`` = G(x_k, z, k) (step-conditioned, latent z through a mapping network into
+    adaptive group norm); ``mmse`` = the MMSE twin D(x, sigma) (noise-level conditioned, no z)."""
+
+    kind: Literal["rgm", "mmse"] = "rgm"
+    channels: int = 3
+    base_width: int = 32
+    channel_mult: tuple[int, ...] = (1, 2, 2)
+    num_res_blocks: int = 1
+    stem_stride: int = 1  # 2 or 4: pixel-unshuffle stem, the U-Net runs at 1/stem resolution (fast on CPU)
+    attention_levels: tuple[int, ...] = ()
+    emb_dim: int = 128
+    nz: int = 100  # latent size; 0 = no z (the "no z" ablation)
+    w_dim: int = 128
+    mapping_layers: int = 3
+    groups: int = 8
+    dropout: float = 0.0
+    disc_width: int = 32
+    disc_mult: tuple[int, ...] = (1, 2, 4, 4)
+
+    def __post_init__(self) -> None:
+        if self.channels not in (1, 3):
+            raise ConfigError(f"channels: must be 1 or 3, got {self.channels}")
+        for n in ("base_width", "emb_dim", "w_dim", "groups", "disc_width"):
+            _pos(n, getattr(self, n))
+        if not self.channel_mult or any(m <= 0 for m in self.channel_mult):
+            raise ConfigError(f"channel_mult: must be a non-empty list of positive ints, got {list(self.channel_mult)}")
+        if not self.disc_mult or any(m <= 0 for m in self.disc_mult):
+            raise ConfigError(f"disc_mult: must be a non-empty list of positive ints, got {list(self.disc_mult)}")
+        if self.stem_stride not in (1, 2, 4):
+            raise ConfigError(f"stem_stride: must be 1, 2 or 4, got {self.stem_stride}")
+        if self.num_res_blocks < 1:
+            raise ConfigError(f"num_res_blocks: must be >= 1, got {self.num_res_blocks}")
+        if self.nz < 0 or self.mapping_layers < 1:
+            raise ConfigError(f"nz/mapping_layers: nz must be >= 0 and mapping_layers >= 1, got {self.nz}/{self.mapping_layers}")
+        for lvl in self.attention_levels:
+            if not 0 <= lvl < len(self.channel_mult):
+                raise ConfigError(f"attention_levels: level {lvl} outside 0..{len(self.channel_mult) - 1}")
+        for w in [self.base_width * m for m in self.channel_mult] + [self.disc_width * m for m in self.disc_mult]:
+            if w % self.groups:
+                raise ConfigError(f"groups: every width must be divisible by groups={self.groups}; {w} is not")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"dropout: must be in [0, 1), got {self.dropout}")
+
+    @property
+    def multiple(self) -> int:
+        """Spatial sizes the U-Net needs (inputs are padded to this and cropped back)."""
+        return self.stem_stride * 2 ** (len(self.channel_mult) - 1)
+
+
+@dataclass(frozen=True)
+class ProcessConfig:
+    """Forward (degradation) process.
+
+    ``noise`` (RGM-D): variance-preserving, K steps, beta linear from beta_min to beta_max.
+    ``multiscale`` (RGM-SR): ``alternate`` interleaves 2x2 block averaging (nearest-neighbour
+    upsampled back) with VP noising steps; ``naive`` does both at every step."""
+
+    kind: Literal["noise", "multiscale"] = "noise"
+    num_steps: int = 4
+    beta_min: float = 0.1
+    beta_max: float = 20.0
+    variant: Literal["alternate", "naive"] = "alternate"
+    down_noise: float = 0.02  # std added at the pure block-averaging steps of "alternate"
+
+    def __post_init__(self) -> None:
+        if self.num_steps < 1:
+            raise ConfigError(f"num_steps: must be >= 1, got {self.num_steps}")
+        if self.beta_min < 0 or self.beta_max <= self.beta_min:
+            raise ConfigError(f"beta_min/beta_max: need 0 <= beta_min < beta_max, got {self.beta_min}/{self.beta_max}")
+        if self.kind == "multiscale" and self.variant == "alternate" and self.num_steps < 2:
+            raise ConfigError(f"num_steps: the alternate multiscale process needs >= 2 steps, got {self.num_steps}")
+        if self.down_noise <= 0:
+            raise ConfigError(f"down_noise: must be > 0, got {self.down_noise}")
+
+
+@dataclass(frozen=True)
+class ObjectiveConfig:
+    """Training objective.
+
+    kind ``map`` (RGM): loss_G = lambda_fid * 1/2 |(x_k - a_k A_k x0_hat)/sigma_k|^2 (mean over
+    elements) + lambda_prior * prior(x_{k-1}_hat, x_k). ``sampling``: ``prior`` = Algorithm 2
+    (x_{k-1}_hat re-degraded from x0_hat), ``posterior`` = Algorithm 1 (from q(x_{k-1}|x_k, x0_hat),
+    noise process only). kind ``mmse``: |G(x) - x0|^2 only; with ``continuous`` the noise level is
+    log-uniform in [sigma_min, sigma_max] (in [0, 1] image units), else the process's K steps."""
+
+    kind: Literal["map", "mmse"] = "map"
+    prior: Literal["kld", "mmd", "dswd", "none"] = "kld"
+    sampling: Literal["prior", "posterior"] = "prior"
+    lambda_fid: float = 0.05
+    lambda_prior: float = 1.0
+    fidelity: bool = True
+    use_z: bool = True
+    feature_space: Literal["disc", "raw"] = "disc"
+    r1_gamma: float = 0.05
+    r1_every: int = 4
+    mmd_bandwidths: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0)
+    dswd_projections: int = 64
+    dswd_iters: int = 3
+    dswd_lr: float = 0.1
+    dswd_reg: float = 1.0
+    continuous: bool = True
+    sigma_min: float = 0.002
+    sigma_max: float = 1.0
+
+    def __post_init__(self) -> None:
+        for n in ("lambda_fid", "lambda_prior", "r1_gamma", "dswd_reg", "dswd_lr"):
+            if getattr(self, n) < 0:
+                raise ConfigError(f"{n}: must be >= 0, got {getattr(self, n)}")
+        for n in ("r1_every", "dswd_projections"):
+            _pos(n, getattr(self, n))
+        if self.dswd_iters < 0:
+            raise ConfigError(f"dswd_iters: must be >= 0, got {self.dswd_iters}")
+        if not self.mmd_bandwidths or any(b <= 0 for b in self.mmd_bandwidths):
+            raise ConfigError(f"mmd_bandwidths: must be positive, got {list(self.mmd_bandwidths)}")
+        if not 0 < self.sigma_min < self.sigma_max:
+            raise ConfigError(f"sigma_min/sigma_max: need 0 < sigma_min < sigma_max, got {self.sigma_min}/{self.sigma_max}")
+        if self.kind == "map" and not self.fidelity and self.prior == "none":
+            raise ConfigError("fidelity/prior: with fidelity: false a prior other than 'none' is required")
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.9
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0  # 0 = off
+    ema_decay: float = 0.999
+    warmup_steps: int = 0
+
+    def __post_init__(self) -> None:
+        for n in ("lr_g", "lr_d"):
+            _pos(n, getattr(self, n))
+        for n in ("beta1", "beta2", "ema_decay"):
+            if not 0 <= getattr(self, n) < 1:
+                raise ConfigError(f"{n}: must be in [0, 1), got {getattr(self, n)}")
+        if self.grad_clip < 0 or self.weight_decay < 0 or self.warmup_steps < 0:
+            raise ConfigError("grad_clip/weight_decay/warmup_steps: must be >= 0")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    crop: int = 64
+    batch_size: int = 16  # per process
+    hflip: bool = True
+    vflip: bool = False
+    num_workers: int = 1
+    cache: bool = False  # keep decoded images in RAM (uint8)
+
+    def __post_init__(self) -> None:
+        _pos("crop", self.crop)
+        _pos("batch_size", self.batch_size)
+        if self.num_workers < 0:
+            raise ConfigError(f"num_workers: must be >= 0, got {self.num_workers}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 10000
+    seed: int = 0
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: bf16 on CUDA, fp32 on CPU
+    channels_last: bool = True
+    log_every: int = 50
+    sample_every: int = 1000
+    ckpt_every: int = 1000
+    sample_count: int = 16
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    compile: bool = False
+    name: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        for n in ("steps", "log_every", "sample_every", "ckpt_every", "sample_count"):
+            _pos(n, getattr(self, n))
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    process: ProcessConfig = field(default_factory=ProcessConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        if self.objective.kind == "mmse" and self.model.kind != "mmse":
+            raise ConfigError("objective.kind: 'mmse' needs model.kind: mmse")
+        if self.objective.kind == "map" and self.model.kind != "rgm":
+            raise ConfigError("model.kind: 'mmse' needs objective.kind: mmse")
+        if self.objective.sampling == "posterior" and self.process.kind != "noise":
+            raise ConfigError("objective.sampling: 'posterior' (Algorithm 1) needs process.kind: noise")
+        if self.process.kind == "multiscale":
+            levels = _ms_levels(self.process)
+            mult = max(self.model.multiple, 2 ** levels)
+            if self.data.crop % mult:
+                raise ConfigError(f"data.crop: must be a multiple of {mult} for this model/process, got {self.data.crop}")
+        elif self.data.crop % self.model.multiple:
+            raise ConfigError(f"data.crop: must be a multiple of {self.model.multiple}, got {self.data.crop}")
+
+
+def _ms_levels(p: ProcessConfig) -> int:
+    return p.num_steps // 2 if p.variant == "alternate" else p.num_steps
+
+
+def shipped_configs() -> list[str]:
+    """Names of the configs shipped in ``pnp_rgm/configs`` (without .yaml)."""
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+
+
+def load_run_config(source) -> RunConfig:
+    """Load a RunConfig from a YAML path, a dict, or the name of a shipped config."""
+    if isinstance(source, str) and not source.endswith((".yaml", ".yml")) and "/" not in source:
+        cand = CONFIG_DIR / f"{source}.yaml"
+        if cand.is_file():
+            source = cand
+        elif not Path(source).exists():
+            raise ConfigError(f"unknown config {source!r}; shipped configs: {', '.join(shipped_configs())}")
+    return load_config(RunConfig, source)

@@ -1,0 +1,105 @@
+"""Image-folder dataset with random crops and flips, and an infinite per-rank sampler."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterator, Optional
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from pnp_rgm.errors import ImageError
+
+__all__ = ["IMAGE_EXTENSIONS", "list_images", "ImageFolder", "InfiniteSampler"]
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+
+
+def list_images(root: str | os.PathLike) -> list[Path]:
+    """All PNG/JPEG/BMP/TIFF files under ``root`` (recursive, sorted)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise ImageError(f"{root}: data folder not found")
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
+                   and not p.name.startswith("."))
+    if not files:
+        raise ImageError(f"{root}: no images found (looked for {', '.join(IMAGE_EXTENSIONS)})")
+    return files
+
+
+def _read(path: Path) -> np.ndarray:
+    from pnp_rgm.io import read_image
+
+    return read_image(path)
+
+
+class ImageFolder(Dataset):
+    """Random ``crop`` x ``crop`` patches (C, crop, crop) in [0, 1] of the images under ``root``.
+
+    Gray images are repeated to 3 channels for colour models and colour images are converted to
+    luma for gray models; images smaller than the crop are reflect-padded. ``cache`` keeps decoded
+    images in RAM as uint8."""
+
+    def __init__(self, root, crop: int, channels: int = 3, hflip: bool = True, vflip: bool = False,
+                 cache: bool = False) -> None:
+        self.files = list_images(root)
+        self.crop, self.channels, self.hflip, self.vflip = crop, channels, hflip, vflip
+        self.cache: Optional[dict[int, np.ndarray]] = {} if cache else None
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def _image(self, i: int) -> np.ndarray:
+        if self.cache is not None and i in self.cache:
+            return self.cache[i].astype(np.float32) / 255.0
+        img = _read(self.files[i])
+        if img.ndim == 2:
+            img = img[:, :, None]
+        if self.channels == 3 and img.shape[2] == 1:
+            img = np.repeat(img, 3, axis=2)
+        elif self.channels == 1 and img.shape[2] == 3:
+            img = (img @ np.array([0.299, 0.587, 0.114], np.float32))[:, :, None]
+        if self.cache is not None:
+            self.cache[i] = np.round(img * 255).astype(np.uint8)
+        return img
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        img = self._image(i)
+        h, w = img.shape[:2]
+        c = self.crop
+        if h < c or w < c:
+            ph, pw = max(0, c - h), max(0, c - w)
+            mode = "reflect" if ph < h and pw < w else "edge"
+            img = np.pad(img, ((0, ph), (0, pw), (0, 0)), mode=mode)
+            h, w = img.shape[:2]
+        y = np.random.randint(0, h - c + 1)
+        x = np.random.randint(0, w - c + 1)
+        patch = img[y:y + c, x:x + c]
+        if self.hflip and np.random.rand() < 0.5:
+            patch = patch[:, ::-1]
+        if self.vflip and np.random.rand() < 0.5:
+            patch = patch[::-1]
+        return torch.from_numpy(np.ascontiguousarray(patch.transpose(2, 0, 1)))
+
+
+class InfiniteSampler(Sampler):
+    """Endless shuffled indices; rank r of w takes every w-th index of a shared permutation."""
+
+    def __init__(self, n: int, rank: int = 0, world: int = 1, seed: int = 0) -> None:
+        self.n, self.rank, self.world, self.seed = n, rank, world, seed
+
+    def __iter__(self) -> Iterator[int]:
+        g = torch.Generator()
+        epoch = 0
+        while True:
+            g.manual_seed(self.seed * 1000003 + epoch)
+            perm = torch.randperm(self.n, generator=g).tolist()
+            if len(perm) < self.world:
+                perm = perm * (self.world // len(perm) + 1)
+            yield from perm[self.rank::self.world]
+            epoch += 1
+
+
+def worker_init(worker_id: int) -> None:
+    np.random.seed(torch.initial_seed() % 2**32)

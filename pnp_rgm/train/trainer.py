@@ -1,0 +1,396 @@
+"""The RGM trainer, in nanoGPT's straight line.
+
+``train(cfg, data_dir, out_dir, steps=None, resume=False)`` trains a prior on a folder of images
+and writes ``out_dir/``::
+
+    config.yaml            the resolved RunConfig
+    log.jsonl              one JSON line per log interval (losses, images/s, lr)
+    samples/step_NNNNNNN.png   Algorithm-3 samples (top) and restorations of a batch at k = 1..K
+    checkpoint/            the prior (model.safetensors = EMA generator, config.yaml,
+                           model_card.md) + trainer/ (raw G/D, optimizers; for --resume)
+
+Distributed: launch the same command with ``torchrun --nproc_per_node N``; ranks are read from
+RANK/LOCAL_RANK/WORLD_SIZE, DDP syncs gradients (NCCL on GPU, gloo on CPU), rank 0 logs and
+saves; the batch size in the config is per process. A non-finite loss stops every rank with
+:class:`TrainingDivergedError` before the bad update, so the last checkpoint stays good.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import platform
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+import torch.nn as nn
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+from pnp_rgm.config import save_config
+from pnp_rgm.errors import CheckpointError, PnpRgmError
+from pnp_rgm.nets import Generator, build_discriminator, count_params
+from pnp_rgm.objectives import make_objective
+from pnp_rgm.processes import make_process
+from pnp_rgm.sampling import from_net, image_grid, restore_step, sample, to_net
+from pnp_rgm.train import dist as D_
+from pnp_rgm.train.checkpoint import (flatten_optimizer, load_trainer_state, recover, save_checkpoint,
+                                      unflatten_optimizer)
+from pnp_rgm.train.config import RunConfig
+from pnp_rgm.train.ema import EMA
+
+__all__ = ["train", "TrainingDivergedError", "Components", "build_components", "train_step", "resolve_precision"]
+
+
+class TrainingDivergedError(PnpRgmError):
+    """A loss became NaN/inf; training stopped before applying the update."""
+
+
+def resolve_precision(precision: str, device: torch.device) -> Optional[torch.dtype]:
+    if precision == "auto":
+        return torch.bfloat16 if device.type == "cuda" else None
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+@dataclass
+class Components:
+    cfg: RunConfig
+    device: torch.device
+    process: object
+    objective: object
+    G: nn.Module  # raw generator
+    D: Optional[nn.Module]
+    G_train: nn.Module  # DDP-wrapped when distributed
+    D_train: Optional[nn.Module]
+    opt_g: torch.optim.Optimizer
+    opt_d: Optional[torch.optim.Optimizer]
+    ema: EMA
+    amp_dtype: Optional[torch.dtype]
+    scaler_g: Optional[object] = None
+    scaler_d: Optional[object] = None
+
+
+def build_components(cfg: RunConfig, info: D_.DistInfo) -> Components:
+    dev = info.device
+    torch.manual_seed(cfg.train.seed)  # identical init on every rank (DDP also broadcasts)
+    process = make_process(cfg.process)
+    objective = make_objective(cfg.objective, process)
+    mf = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
+    G = Generator(cfg.model).to(dev, memory_format=mf)
+    D = build_discriminator(cfg.model).to(dev, memory_format=mf) if objective.has_d else None
+    o = cfg.optim
+    opt_g = torch.optim.Adam(G.parameters(), lr=o.lr_g, betas=(o.beta1, o.beta2), weight_decay=o.weight_decay)
+    opt_d = torch.optim.Adam(D.parameters(), lr=o.lr_d, betas=(o.beta1, o.beta2), weight_decay=o.weight_decay) if D is not None else None
+    ema = EMA(G, o.ema_decay)
+    G_train, D_train = G, D
+    if info.enabled:
+        ids = [dev.index] if dev.type == "cuda" else None
+        G_train = DDP(G, device_ids=ids, broadcast_buffers=False)
+        if D is not None:
+            D_train = DDP(D, device_ids=ids, broadcast_buffers=False)
+    amp = resolve_precision(cfg.train.precision, dev)
+    sg = sd = None
+    if amp == torch.float16:
+        sg = torch.amp.GradScaler(dev.type)
+        sd = torch.amp.GradScaler(dev.type) if D is not None else None
+    if cfg.train.compile:
+        G_train = torch.compile(G_train)
+    return Components(cfg, dev, process, objective, G, D, G_train, D_train, opt_g, opt_d, ema, amp, sg, sd)
+
+
+def _autocast(c: Components):
+    if c.amp_dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(c.device.type, dtype=c.amp_dtype)
+
+
+def _step_opt(loss, opt, params, scaler, clip: float) -> float:
+    opt.zero_grad(set_to_none=True)
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.unscale_(opt)
+    else:
+        loss.backward()
+    gn = float(torch.nn.utils.clip_grad_norm_(params, clip)) if clip > 0 else 0.0
+    if scaler is not None:
+        scaler.step(opt)
+        scaler.update()
+    else:
+        opt.step()
+    return gn
+
+
+def train_step(c: Components, x0: torch.Tensor, step: int, info: Optional[D_.DistInfo] = None) -> dict:
+    """One D update (if the objective has a discriminator) and one G update on a batch x0 in
+    [-1, 1] network space. Raises TrainingDivergedError (on every rank) on a non-finite loss."""
+    info = info or D_.DistInfo(device=c.device)
+    cfg = c.cfg
+    lr_scale = min(1.0, (step + 1) / cfg.optim.warmup_steps) if cfg.optim.warmup_steps else 1.0
+    for g in c.opt_g.param_groups:
+        g["lr"] = cfg.optim.lr_g * lr_scale
+    logs: dict = {}
+    if c.D is not None:
+        for g in c.opt_d.param_groups:
+            g["lr"] = cfg.optim.lr_d * lr_scale
+        c.D.requires_grad_(True)
+        r1 = step % cfg.objective.r1_every == 0
+        with _autocast(c):
+            ld, ld_logs = c.objective.d_loss(c.G, c.D_train, x0, r1=r1)
+        if not D_.all_true(bool(torch.isfinite(ld)), info):
+            raise TrainingDivergedError(f"discriminator loss is not finite at step {step}")
+        logs.update(ld_logs)
+        logs["gn_d"] = _step_opt(ld, c.opt_d, c.D.parameters(), c.scaler_d, cfg.optim.grad_clip)
+        c.D.requires_grad_(False)
+    with _autocast(c):
+        lg, lg_logs = c.objective.g_loss(c.G_train, c.D, x0)
+    if not D_.all_true(bool(torch.isfinite(lg)), info):
+        raise TrainingDivergedError(f"generator loss is not finite at step {step}")
+    logs.update(lg_logs)
+    logs["gn_g"] = _step_opt(lg, c.opt_g, c.G.parameters(), c.scaler_g, cfg.optim.grad_clip)
+    c.ema.update(c.G, step)
+    return {k: float(v) for k, v in logs.items()}
+
+
+# --------------------------------------------------------------------------- state I/O
+def _trainer_state(c: Components, step: int, wall: float, extra: dict) -> tuple[dict, dict]:
+    tensors = {f"G/{k}": v for k, v in c.G.state_dict().items()}
+    tg, mg = flatten_optimizer("opt_g", c.opt_g)
+    tensors.update(tg)
+    meta = {"format": "pnp-rgm-trainer/1", "step": step, "wall_time_s": wall, "opt_g": mg, **extra}
+    if c.D is not None:
+        tensors.update({f"D/{k}": v for k, v in c.D.state_dict().items()})
+        td, md = flatten_optimizer("opt_d", c.opt_d)
+        tensors.update(td)
+        meta["opt_d"] = md
+    if c.scaler_g is not None:
+        meta["scaler_g"] = c.scaler_g.state_dict()
+        if c.scaler_d is not None:
+            meta["scaler_d"] = c.scaler_d.state_dict()
+    return tensors, meta
+
+
+def _load_trainer_state(c: Components, ckpt: Path) -> dict:
+    from pnp_rgm.train.checkpoint import load_state_dict
+
+    tensors, meta = load_trainer_state(ckpt)
+    dev = c.device
+
+    def sub(prefix: str) -> dict:
+        return {k[len(prefix):]: v.to(dev) for k, v in tensors.items() if k.startswith(prefix)}
+
+    try:
+        c.G.load_state_dict(sub("G/"))
+        c.opt_g.load_state_dict(unflatten_optimizer("opt_g", tensors, meta["opt_g"]))
+        if c.D is not None:
+            c.D.load_state_dict(sub("D/"))
+            c.opt_d.load_state_dict(unflatten_optimizer("opt_d", tensors, meta["opt_d"]))
+        c.ema.model.load_state_dict({k: v.to(dev) for k, v in load_state_dict(ckpt / "model.safetensors").items()})
+    except (RuntimeError, KeyError, ValueError) as exc:
+        raise CheckpointError(f"{ckpt}: trainer state does not match the config ({' '.join(str(exc).split())[:160]})") from None
+    for opt in (c.opt_g, c.opt_d):  # optimizer tensors onto the device
+        if opt is None:
+            continue
+        for st in opt.state.values():
+            for k, v in st.items():
+                if torch.is_tensor(v) and k != "step":
+                    st[k] = v.to(dev)
+    if c.scaler_g is not None and "scaler_g" in meta:
+        c.scaler_g.load_state_dict(meta["scaler_g"])
+        if c.scaler_d is not None and "scaler_d" in meta:
+            c.scaler_d.load_state_dict(meta["scaler_d"])
+    return meta
+
+
+def _hardware(info: D_.DistInfo) -> str:
+    if info.device.type == "cuda":
+        name = torch.cuda.get_device_name(info.device)
+    else:
+        name = f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    return f"{info.world} x {name}"
+
+
+def _card(cfg: RunConfig, step: int, wall: float, data_dir: str, n_images: int, hw: str, metrics: dict,
+          n_params: int) -> str:
+    m = "\n".join(f"| {k} | {v:.4g} |" for k, v in sorted(metrics.items())) or "| (none) | |"
+    p = cfg.process
+    proc = f"{p.kind} (K={p.num_steps}, beta {p.beta_min}..{p.beta_max}" + (f", {p.variant})" if p.kind == "multiscale" else ")")
+    return f"""# pnp-rgm prior: {cfg.train.name or 'unnamed'}
+
+A {'Restoration-based Generative Model (RGM) generator' if cfg.model.kind == 'rgm' else 'MMSE twin denoiser'} trained with pnp-rgm.
+
+| | |
+|---|---|
+| model | {cfg.model.kind}, {n_params:,} parameters, width {cfg.model.base_width}, mult {list(cfg.model.channel_mult)} |
+| process | {proc} |
+| objective | {cfg.objective.kind}, prior {cfg.objective.prior}, sampling {cfg.objective.sampling}, lambda_fid {cfg.objective.lambda_fid} |
+| data | `{data_dir}` ({n_images} images, {cfg.data.crop}x{cfg.data.crop} crops, channels {cfg.model.channels}) |
+| steps | {step} (batch {cfg.data.batch_size} per process) |
+| hardware | {hw} |
+| wall time | {wall / 3600:.2f} h ({wall:.0f} s) |
+
+## Final training metrics (moving averages)
+
+| metric | value |
+|---|---|
+{m}
+
+## Use
+
+```python
+from pnp_rgm.priors import load_prior
+prior = load_prior("path/to/this/folder")
+imgs = prior.sample(16, size=64, seed=0)
+```
+
+`model.safetensors` holds the EMA generator; `config.yaml` the full training config.
+The `trainer/` subfolder (optimizer state, raw weights) is only needed to resume training.
+"""
+
+
+def save_grid(path: Path, imgs: torch.Tensor, nrow: int) -> None:
+    from pnp_rgm.io import write_image
+
+    write_image(path, image_grid(imgs, nrow), overwrite=True)
+
+
+@torch.no_grad()
+def _sample_figure(c: Components, x0: torch.Tensor, path: Path, seed: int) -> None:
+    cfg = c.cfg
+    G = c.ema.model
+    n = cfg.train.sample_count
+    nrow = min(n, 8)
+    post = cfg.objective.sampling == "posterior" or (cfg.model.kind == "mmse" and not c.process.max_level)
+    gen = sample(G, c.process, n, cfg.data.crop, cfg.model.channels, seed=seed, batch_size=min(n, 16), device=c.device,
+                 posterior=post)
+    rows = [gen]
+    m = min(nrow, x0.shape[0])
+    clean = x0[:m].float()
+    rows.append(from_net(clean).cpu())
+    torch.manual_seed(seed)
+    for k in range(1, c.process.K + 1):
+        x_k = c.process.degrade(clean, k)
+        rows.append(from_net(restore_step(G, c.process, x_k, k, None).float()).cpu())
+    pad = [r if r.shape[0] % nrow == 0 else torch.cat([r, torch.ones((nrow - r.shape[0] % nrow,) + r.shape[1:])]) for r in rows]
+    save_grid(path, torch.cat(pad), nrow)
+
+
+# --------------------------------------------------------------------------- main loop
+def train(cfg: RunConfig, data_dir, out_dir, steps: Optional[int] = None, resume: bool = False,
+          progress: bool = True, batch_hook: Optional[Callable[[int, torch.Tensor], torch.Tensor]] = None,
+          on_end: Optional[Callable[[Components, D_.DistInfo], None]] = None) -> dict:
+    """Train (or resume) a prior; returns a summary dict (rank 0: step, wall time, last losses, paths).
+
+    ``steps`` overrides ``cfg.train.steps`` (the total step count, also on resume).
+    ``batch_hook(step, x0)`` may modify each batch (tests use it to inject faults);
+    ``on_end(components, dist_info)`` runs on every rank after the last step."""
+    from torch.utils.data import DataLoader
+
+    from pnp_rgm.train.data import ImageFolder, InfiniteSampler, worker_init
+
+    out = Path(out_dir)
+    ckpt = out / "checkpoint"
+    info = D_.setup(cfg.train.device)
+    try:
+        if info.is_main:
+            out.mkdir(parents=True, exist_ok=True)
+            recover(ckpt)
+        D_.barrier(info)
+        have_ckpt = (ckpt / "trainer" / "state.json").is_file()
+        if have_ckpt and not resume:
+            raise PnpRgmError(f"{ckpt} exists; pass --resume to continue that run or choose another --out")
+        if resume and have_ckpt:
+            from pnp_rgm.train.config import load_run_config
+
+            saved = load_run_config(ckpt / "config.yaml")
+            cfg = replace(saved, train=replace(saved.train, steps=cfg.train.steps))
+        if steps is not None:
+            cfg = replace(cfg, train=replace(cfg.train, steps=int(steps)))
+        total = cfg.train.steps
+        dataset = ImageFolder(data_dir, cfg.data.crop, cfg.model.channels, cfg.data.hflip, cfg.data.vflip,
+                              cfg.data.cache)
+        c = build_components(cfg, info)
+        start, wall0 = 0, 0.0
+        if resume and have_ckpt:
+            meta = _load_trainer_state(c, ckpt)
+            start, wall0 = int(meta["step"]), float(meta.get("wall_time_s", 0.0))
+        if info.is_main:
+            save_config(cfg, out / "config.yaml")
+            (out / "samples").mkdir(exist_ok=True)
+        # per-rank, per-resume randomness for data and noise
+        seed = cfg.train.seed + 10007 * info.rank + 7919 * start
+        torch.manual_seed(seed)
+        np.random.seed(seed % 2**32)
+        loader = DataLoader(dataset, batch_size=cfg.data.batch_size,
+                            sampler=InfiniteSampler(len(dataset), info.rank, info.world, seed),
+                            num_workers=cfg.data.num_workers, drop_last=True, worker_init_fn=worker_init,
+                            persistent_workers=cfg.data.num_workers > 0, pin_memory=info.device.type == "cuda")
+        batches = iter(loader)
+        mf = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
+        hw = _hardware(info)
+        n_params = count_params(c.G)
+        avg: dict[str, float] = {}
+        bar = None
+        if progress and info.is_main:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=total, initial=start, desc="train", unit="step", dynamic_ncols=True)
+        last_saved = start if have_ckpt and resume else None
+        t_start = time.time()
+        t_log, n_log = time.time(), 0
+        step = start
+        x0 = None
+        summary: dict = {}
+
+        def save(step_done: int) -> None:
+            wall = wall0 + time.time() - t_start
+            tensors, meta = _trainer_state(c, step_done, wall, {"metrics": avg})
+            card = _card(cfg, step_done, wall, str(data_dir), len(dataset), hw, avg, n_params)
+            save_checkpoint(ckpt, c.ema.model.state_dict(), cfg, card, tensors, meta)
+
+        try:
+            while step < total:
+                x0 = next(batches).to(info.device, non_blocking=True)
+                if batch_hook is not None:
+                    x0 = batch_hook(step, x0)
+                x0 = to_net(x0).contiguous(memory_format=mf)
+                logs = train_step(c, x0, step, info)
+                step += 1
+                n_log += 1
+                for k, v in logs.items():
+                    avg[k] = v if k not in avg else 0.9 * avg[k] + 0.1 * v
+                if info.is_main:
+                    if bar is not None:
+                        bar.update(1)
+                        if step % 10 == 0 or step == total:
+                            bar.set_postfix({k: f"{avg[k]:.3g}" for k in ("loss_d", "loss_g", "fid", "mse") if k in avg})
+                    if step % cfg.train.log_every == 0 or step == total:
+                        dt = time.time() - t_log
+                        rec = {"step": step, "images_per_s": n_log * cfg.data.batch_size * info.world / max(dt, 1e-9),
+                               "lr_g": c.opt_g.param_groups[0]["lr"], **logs}
+                        with open(out / "log.jsonl", "a") as fh:
+                            fh.write(json.dumps(rec) + "\n")
+                        t_log, n_log = time.time(), 0
+                    if step % cfg.train.sample_every == 0 or step == total:
+                        _sample_figure(c, x0, out / "samples" / f"step_{step:07d}.png", cfg.train.seed)
+                    if step % cfg.train.ckpt_every == 0 or step == total:
+                        save(step)
+                        last_saved = step
+                if step % cfg.train.ckpt_every == 0 or step == total:
+                    D_.barrier(info)
+        except TrainingDivergedError as exc:
+            where = f"the last good checkpoint (step {last_saved}) is kept in {ckpt}" if last_saved is not None \
+                else "no checkpoint had been written yet"
+            raise TrainingDivergedError(f"{exc}; training stopped, {where}. Try a lower learning rate, "
+                                        f"grad clipping or fp32") from None
+        finally:
+            if bar is not None:
+                bar.close()
+        if on_end is not None:
+            on_end(c, info)
+        summary = {"step": step, "wall_time_s": wall0 + time.time() - t_start, "checkpoint": str(ckpt),
+                   "metrics": dict(avg), "world_size": info.world, "rank": info.rank}
+        return summary
+    finally:
+        D_.cleanup()

@@ -1,0 +1,77 @@
+"""The Restorer / restore() API with baseline and (tiny, untrained) learned priors."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import skimage.data
+import torch
+from skimage.transform import resize
+
+from pnp_rgm.api import Restorer, restore
+from pnp_rgm.errors import TaskError
+from pnp_rgm.operators import observe
+from pnp_rgm.pnp import RGMDRSConfig
+from pnp_rgm.tasks import make_task_operator
+from tiny import tiny_prior
+
+@pytest.fixture(scope="module")
+def photo():
+    return resize(skimage.data.astronaut(), (48, 40), anti_aliasing=True).astype(np.float32)
+
+
+def test_restore_array_in_array_out(photo):
+    op = make_task_operator("sr4", (3, 12, 10))
+    y = observe(op, torch.from_numpy(photo.transpose(2, 0, 1).copy())[None]).numpy()[0].transpose(1, 2, 0)
+    out = restore(y, task="sr4", prior="tv", iters=3)
+    assert isinstance(out, np.ndarray) and out.shape == (48, 40, 3) and out.dtype == np.float32
+    t = restore(torch.from_numpy(y.transpose(2, 0, 1).copy())[None], task="sr4", prior="none")
+    assert isinstance(t, torch.Tensor) and t.shape == (1, 3, 48, 40)
+
+
+@pytest.mark.parametrize("task, obs_shape, process", [
+    ("sr4", (3, 12, 10), None),
+    ("colorize", (1, 48, 40), None),
+    ("inpaint", (3, 48, 40), None),
+    ("deblur-gauss", (3, 48, 40), None),
+    ("sr2", (1, 24, 20), {"kind": "multiscale", "num_steps": 4}),  # gray image through an RGB multiscale prior
+])
+def test_rgm_drs_shapes_and_determinism(task, obs_shape, process):
+    prior = tiny_prior(process)
+    y = torch.rand(1, *obs_shape)
+    mask = (np.random.default_rng(0).random(obs_shape[1:]) > 0.5) if task == "inpaint" else None
+    kw = {"outer": 1, "levels": [2, 1]}
+    r1 = Restorer(task, prior, seed=3, **kw).restore_tensor(y, mask)
+    r2 = Restorer(task, prior, seed=3, **kw).restore_tensor(y, mask)
+    r3 = Restorer(task, prior, seed=4, **kw).restore_tensor(y, mask)
+    n = 4 if task == "sr4" else 2 if task == "sr2" else 1
+    c = 3 if task == "colorize" else obs_shape[0]
+    assert r1.shape == (1, c, obs_shape[1] * n, obs_shape[2] * n)
+    assert torch.isfinite(r1).all() and r1.min() >= 0 and r1.max() <= 1
+    assert torch.equal(r1, r2)
+    assert not torch.equal(r1, r3)
+
+
+def test_rgm_drs_tiles_large_images():
+    prior = tiny_prior()
+    y = torch.rand(1, 3, 40, 36)
+    r = Restorer("sr2", prior, max_pixels=64 * 64, tile=16, overlap=4, outer=1, levels=[1]).restore_tensor(y)
+    assert r.shape == (1, 3, 80, 72) and torch.isfinite(r).all()
+
+
+def test_bad_inputs():
+    with pytest.raises(TaskError, match="sigma"):
+        Restorer("denoise", "tv")
+    with pytest.raises(TaskError, match="unknown setting"):
+        Restorer("sr4", "tv", alpha=0.3)
+    with pytest.raises(TaskError, match="unknown setting"):
+        Restorer("sr4", tiny_prior(), tv_weight=0.3)
+    with pytest.raises(TaskError, match="levels"):
+        Restorer("sr4", tiny_prior(), levels=[9]).restore_tensor(torch.rand(1, 3, 4, 4))
+    with pytest.raises(TaskError, match="alpha"):
+        RGMDRSConfig(alpha=0.0)
+    with pytest.raises(TaskError, match="device"):
+        Restorer("sr4", "tv", device="tpu")
+    with pytest.raises(TaskError, match="unknown task"):
+        Restorer("sr4x", "tv")
+    with pytest.raises(TaskError, match="mask"):
+        Restorer("inpaint", "tv").restore_tensor(torch.rand(1, 3, 8, 8))

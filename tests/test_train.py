@@ -1,0 +1,251 @@
+"""Objectives, trainer, checkpoints, resume, NaN handling, dataset and the train/sample CLI."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+
+from pnp_rgm.errors import CheckpointError, PnpRgmError
+from pnp_rgm.io import write_image
+from pnp_rgm.train.config import load_run_config
+
+from tiny import TINY_MODEL  # noqa: E402
+
+
+def tiny(objective=None, process=None, model=None, **train):
+    t = {"steps": 4, "log_every": 1, "sample_every": 100, "ckpt_every": 2, "sample_count": 2, "precision": "fp32",
+         "channels_last": False, "seed": 0, **train}
+    return load_run_config({"model": {**TINY_MODEL, **(model or {})}, "process": process or {},
+                            "objective": objective or {}, "optim": {"warmup_steps": 0},
+                            "data": {"crop": 16, "batch_size": 4, "num_workers": 0}, "train": t})
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    from skimage.data import astronaut
+
+    d = tmp_path_factory.mktemp("imgs")
+    img = astronaut().astype(np.float32) / 255.0
+    write_image(d / "a.png", img[:40, :48], overwrite=True)
+    write_image(d / "b.jpg", img[100:136, 200:240], overwrite=True)
+    write_image(d / "c.bmp", img[300:332, 300:340], overwrite=True)
+    (d / "sub").mkdir()
+    write_image(d / "sub" / "d.tif", img[200:224, 50:90, :1], overwrite=True)  # gray
+    write_image(d / "sub" / "e.png", img[:10, :12], overwrite=True)  # smaller than the crop
+    (d / "notes.txt").write_text("not an image")
+    return d
+
+
+@pytest.mark.parametrize("objective, process, model", [
+    ({"prior": "kld"}, {}, {}),
+    ({"prior": "mmd"}, {}, {}),
+    ({"prior": "dswd"}, {}, {}),
+    ({"prior": "mmd", "feature_space": "raw"}, {}, {}),
+    ({"prior": "none"}, {}, {}),
+    ({"prior": "kld", "sampling": "posterior", "use_z": False}, {}, {}),
+    ({"prior": "kld", "fidelity": False}, {}, {}),
+    ({"prior": "kld"}, {"kind": "multiscale", "num_steps": 4}, {}),
+    ({"kind": "mmse", "prior": "none"}, {}, {"kind": "mmse"}),
+    ({"kind": "mmse", "prior": "none", "continuous": False}, {}, {"kind": "mmse"}),
+])
+def test_one_step_per_objective(objective, process, model):
+    from pnp_rgm.train.dist import DistInfo
+    from pnp_rgm.train.trainer import build_components, train_step
+
+    cfg = tiny(objective, process, model)
+    c = build_components(cfg, DistInfo())
+    before = [p.detach().clone() for p in c.G.parameters()]
+    x0 = torch.rand(4, 3, 16, 16) * 2 - 1
+    logs = {}
+    for step in range(2):
+        logs = train_step(c, x0, step)
+    assert all(np.isfinite(v) for v in logs.values()), logs
+    assert logs["loss_g"] < 1e3
+    assert any(not torch.equal(a, b) for a, b in zip(before, c.G.parameters()))
+    if c.D is not None:
+        assert "loss_d" in logs and logs["loss_d"] < 1e3
+
+
+def test_bf16_autocast_step():
+    from pnp_rgm.train.dist import DistInfo
+    from pnp_rgm.train.trainer import build_components, train_step
+
+    c = build_components(tiny(precision="bf16"), DistInfo())
+    assert c.amp_dtype == torch.bfloat16
+    logs = train_step(c, torch.rand(2, 3, 16, 16) * 2 - 1, 0)
+    assert all(np.isfinite(v) for v in logs.values())
+    assert all(p.dtype == torch.float32 for p in c.G.parameters())
+
+
+def test_dataset_reads_all_formats(data_dir):
+    from pnp_rgm.train.data import ImageFolder, list_images
+
+    files = list_images(data_dir)
+    assert sorted(f.suffix for f in files) == [".bmp", ".jpg", ".png", ".png", ".tif"]
+    ds = ImageFolder(data_dir, crop=16, channels=3)
+    for i in range(len(ds)):
+        x = ds[i]
+        assert x.shape == (3, 16, 16) and x.dtype == torch.float32 and 0 <= x.min() and x.max() <= 1
+    assert ImageFolder(data_dir, crop=16, channels=1)[0].shape == (1, 16, 16)
+    with pytest.raises(PnpRgmError, match="not found"):
+        ImageFolder(data_dir / "missing", 16)
+    (data_dir.parent / "empty").mkdir(exist_ok=True)
+    with pytest.raises(PnpRgmError, match="no images"):
+        list_images(data_dir.parent / "empty")
+
+
+def test_train_checkpoint_round_trip(tmp_path, data_dir):
+    from safetensors.torch import load_file
+
+    from pnp_rgm.priors import load_prior, save_prior
+    from pnp_rgm.train.trainer import train
+
+    cfg = tiny(sample_every=4)
+    summary = train(cfg, data_dir, tmp_path / "run", progress=False)
+    ck = tmp_path / "run" / "checkpoint"
+    assert summary["step"] == 4
+    for f in ("model.safetensors", "config.yaml", "model_card.md", "trainer/state.safetensors", "trainer/state.json"):
+        assert (ck / f).is_file(), f
+    assert (tmp_path / "run" / "config.yaml").is_file() and (tmp_path / "run" / "samples" / "step_0000004.png").is_file()
+    assert len((tmp_path / "run" / "log.jsonl").read_text().splitlines()) == 4
+    assert "4" in (ck / "model_card.md").read_text()
+    prior = load_prior(ck)
+    assert load_run_config(ck / "config.yaml") == cfg == prior.config
+    sd = load_file(str(ck / "model.safetensors"))
+    assert all(torch.equal(sd[k], v) for k, v in prior.generator.state_dict().items())
+    x = torch.rand(1, 3, 20, 20)
+    with torch.no_grad():
+        y = prior.restore(prior.degrade(x, 1), 1)
+    save_prior(prior, tmp_path / "copy")
+    again = load_prior(tmp_path / "copy")
+    with torch.no_grad():
+        torch.manual_seed(0)
+        a = prior.restore(prior.degrade(x, 1), 1)
+        torch.manual_seed(0)
+        b = again.restore(again.degrade(x, 1), 1)
+    assert torch.equal(a, b) and y.shape == x.shape
+    # a second run into the same folder without --resume is refused
+    with pytest.raises(PnpRgmError, match="--resume"):
+        train(cfg, data_dir, tmp_path / "run", progress=False)
+
+
+def test_load_prior_errors(tmp_path):
+    from pnp_rgm.priors import load_prior, save_prior
+    from pnp_rgm.nets import Generator
+
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        load_prior(tmp_path / "nope")
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        load_prior("no-such-bundled-prior")
+    cfg = tiny()
+    save_prior(Generator(cfg.model), tmp_path / "p", run_config=cfg)
+    (tmp_path / "p" / "model.safetensors").write_bytes(b"garbage")
+    with pytest.raises(CheckpointError, match="safetensors"):
+        load_prior(tmp_path / "p")
+    save_prior(Generator(cfg.model), tmp_path / "q", run_config=cfg)
+    (tmp_path / "q" / "config.yaml").write_text((tmp_path / "q" / "config.yaml").read_text().replace("base_width: 8", "base_width: 16"))
+    with pytest.raises(CheckpointError, match="does not match"):
+        load_prior(tmp_path / "q")
+
+
+def test_resume_after_interrupt(tmp_path, data_dir):
+    from safetensors.torch import load_file
+
+    from pnp_rgm.train.trainer import train
+
+    cfg = tiny(steps=6, ckpt_every=2)
+
+    def kill_at_5(step, x):
+        if step == 4:  # the 5th step: checkpoint of step 4 is on disk
+            raise KeyboardInterrupt
+        return x
+
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, data_dir, tmp_path / "run", progress=False, batch_hook=kill_at_5)
+    ck = tmp_path / "run" / "checkpoint"
+    meta = json.loads((ck / "trainer" / "state.json").read_text())
+    assert meta["step"] == 4
+    st = load_file(str(ck / "trainer" / "state.safetensors"))
+    assert float(st["opt_g/state/0/step"]) == 4 and float(st["opt_d/state/0/step"]) == 4
+    summary = train(cfg, data_dir, tmp_path / "run", resume=True, progress=False)
+    assert summary["step"] == 6
+    st = load_file(str(ck / "trainer" / "state.safetensors"))
+    assert float(st["opt_g/state/0/step"]) == 6
+    log = [json.loads(line)["step"] for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert log == [1, 2, 3, 4, 5, 6]
+    # --resume on an empty folder starts from scratch
+    assert train(tiny(steps=1), data_dir, tmp_path / "fresh", resume=True, progress=False)["step"] == 1
+
+
+def test_nan_stops_and_keeps_last_good_checkpoint(tmp_path, data_dir):
+    from pnp_rgm.priors import load_prior
+    from pnp_rgm.train.trainer import TrainingDivergedError, train
+
+    def nan_at_3(step, x):
+        return x * float("nan") if step == 2 else x
+
+    with pytest.raises(TrainingDivergedError, match=r"not finite at step 2.*last good checkpoint \(step 2\)"):
+        train(tiny(steps=4, ckpt_every=2), data_dir, tmp_path / "run", progress=False, batch_hook=nan_at_3)
+    ck = tmp_path / "run" / "checkpoint"
+    assert json.loads((ck / "trainer" / "state.json").read_text())["step"] == 2
+    prior = load_prior(ck)
+    assert all(torch.isfinite(p).all() for p in prior.generator.parameters())
+
+
+def test_cli_train_and_sample(tmp_path, data_dir):
+    import yaml
+
+    from pnp_rgm.cli import main
+
+    cfg_path = tmp_path / "tiny.yaml"
+    from pnp_rgm.config import config_to_dict
+
+    cfg_path.write_text(yaml.safe_dump(config_to_dict(tiny(steps=2))))
+    rc = main(["train", str(cfg_path), "--data", str(data_dir), "--out", str(tmp_path / "run"), "--quiet",
+               "--set", "train.ckpt_every=1"])
+    assert rc == 0
+    out = tmp_path / "grid.png"
+    rc = main(["sample", str(tmp_path / "run" / "checkpoint"), "-n", "5", "-o", str(out), "--size", "16", "--seed", "3"])
+    assert rc == 0
+    from pnp_rgm.io import read_image
+
+    assert read_image(out).shape == (2 + 2 * 18, 2 + 3 * 18, 3)
+    assert main(["sample", str(tmp_path / "run" / "checkpoint"), "-n", "2", "-o", str(out)]) == 2  # exists
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model:\n  widht: 3\n")
+    assert main(["train", str(bad), "--data", str(data_dir), "--out", str(tmp_path / "x")]) == 2
+    assert main(["train", str(cfg_path), "--data", str(tmp_path / "none"), "--out", str(tmp_path / "y")]) == 2
+    assert main(["sample", str(tmp_path / "missing"), "-o", str(tmp_path / "g.png")]) == 2
+
+
+def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
+    import pnp_rgm.train.checkpoint as ck
+    from pnp_rgm.nets import Generator
+    from pnp_rgm.priors import load_prior
+
+    cfg = tiny()
+    G = Generator(cfg.model)
+    ck.save_checkpoint(tmp_path / "c", G.state_dict(), cfg, "card v1", {"x": torch.ones(2)}, {"step": 1})
+    real_save = ck.save_file
+
+    def failing(tensors, path, metadata=None):
+        if "trainer" in str(path):
+            raise OSError("disk full")
+        return real_save(tensors, path, metadata=metadata)
+
+    monkeypatch.setattr(ck, "save_file", failing)
+    with pytest.raises(OSError):
+        ck.save_checkpoint(tmp_path / "c", G.state_dict(), cfg, "card v2", {"x": torch.zeros(2)}, {"step": 2})
+    monkeypatch.setattr(ck, "save_file", real_save)
+    assert (tmp_path / "c" / "model_card.md").read_text() == "card v1"
+    assert json.loads((tmp_path / "c" / "trainer" / "state.json").read_text())["step"] == 1
+    load_prior(tmp_path / "c")
+    # a kill between the two renames leaves only the old copy: recover() puts it back
+    (tmp_path / "c").rename(tmp_path / ".c.old")
+    ck.recover(tmp_path / "c")
+    assert (tmp_path / "c" / "model.safetensors").is_file()
+    ck.save_checkpoint(tmp_path / "c", G.state_dict(), cfg, "card v3", {"x": torch.zeros(2)}, {"step": 3})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c"]
