@@ -5,12 +5,11 @@ from pathlib import Path
 
 import click
 import numpy as np
-import torch
 
 from pnp_rgm.errors import TaskError
 from pnp_rgm.io import image_to_tensor, read_image, tensor_to_image, write_image
-from pnp_rgm.operators import mask_from_image, observe
-from pnp_rgm.tasks import OPERATOR_KEYS
+from pnp_rgm.operators import mask_from_image
+from pnp_rgm.tasks import OPERATOR_KEYS, simulate_observation
 
 from ._common import check_outputs, parse_settings
 
@@ -35,8 +34,6 @@ def degrade(clean, task, output, sigma, seed, mask, settings, bits, overwrite):
     srN writes an N-times smaller image, colorize a 1-channel image, inpaint an image whose
     missing pixels are 0 plus its mask beside it (OUT_mask.png, white = known).
     """
-    from pnp_rgm.operators import make_operator
-
     params = parse_settings(settings)
     bad = sorted(set(params) - set(OPERATOR_KEYS))
     if bad:
@@ -52,20 +49,13 @@ def degrade(clean, task, output, sigma, seed, mask, settings, bits, overwrite):
 
     img = read_image(clean)
     x = image_to_tensor(img).double()
-    shape = tuple(x.shape[1:])
-    if task == "inpaint":
-        if mask is not None:
-            m = read_image(mask)
-            if m.shape[:2] != img.shape[:2]:
-                raise TaskError(f"mask '{mask}' is {m.shape[1]}x{m.shape[0]} but the image is {img.shape[1]}x{img.shape[0]}")
-            params = {"mask": mask_from_image(m)}
-        elif not ({"missing", "box"} & set(params)):
-            params["missing"] = 0.5
-        if "missing" in params:
-            params.setdefault("seed", seed)
-    op = make_operator(task, shape, **params)
-    gen = torch.Generator().manual_seed(seed)
-    y = observe(op, x, sigma, gen)
+    m = None
+    if mask is not None:
+        m = read_image(mask)
+        if m.shape[:2] != img.shape[:2]:
+            raise TaskError(f"mask '{mask}' is {m.shape[1]}x{m.shape[0]} but the image is {img.shape[1]}x{img.shape[0]}")
+        m = mask_from_image(m)
+    op, y = simulate_observation(task, x, sigma, seed, m, **params)
 
     write_image(out, tensor_to_image(y.float()), bits=int(bits), overwrite=overwrite)
     if task == "inpaint":

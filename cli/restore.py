@@ -6,14 +6,13 @@ from pathlib import Path
 
 import click
 import numpy as np
-import torch
 from tqdm.auto import tqdm
 
 from pnp_rgm.errors import ImageError, TaskError
 from pnp_rgm.io import image_to_tensor, read_image, tensor_to_image, write_image
 from pnp_rgm.metrics import psnr, ssim
-from pnp_rgm.operators import make_operator, mask_from_image, observe
-from pnp_rgm.tasks import grayscale_observation, sr_factor
+from pnp_rgm.operators import mask_from_image
+from pnp_rgm.tasks import grayscale_observation, simulate_observation, sr_factor
 
 from ._common import check_outputs, parse_settings
 
@@ -118,18 +117,8 @@ def _simulate(img: np.ndarray, task: str, sigma: float, seed: int, mask: np.ndar
     """Degrade a clean image as `pnp-rgm degrade` does: returns (clean, observation, mask)."""
     n = sr_factor(task) or 1
     img = img[: img.shape[0] // n * n, : img.shape[1] // n * n]
-    x = image_to_tensor(img).double()
-    params = dict(op_params)
-    if task == "inpaint":
-        if mask is not None:
-            if mask.shape != img.shape[:2]:
-                raise TaskError(f"--mask is {mask.shape[1]}x{mask.shape[0]} but the clean image is {img.shape[1]}x{img.shape[0]}")
-            params = {"mask": mask}
-        elif not ({"missing", "box"} & set(params)):
-            params = {**params, "missing": 0.5, "seed": seed}
-    op = make_operator(task, tuple(x.shape[1:]), **params)
-    y = observe(op, x, sigma, torch.Generator().manual_seed(seed)).float()
-    return img, y, (op.mask.all(dim=0).numpy() if task == "inpaint" else None)
+    op, y = simulate_observation(task, image_to_tensor(img).double(), sigma, seed, mask, **op_params)
+    return img, y.float(), (op.mask.all(dim=0).numpy() if task == "inpaint" else None)
 
 
 @click.command()

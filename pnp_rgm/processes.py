@@ -66,14 +66,12 @@ class BlockAverage:
 
     backend ``torch`` uses ``avg_pool2d`` + nearest ``interpolate``; ``operator`` composes
     ``pnp_rgm.operators.make_operator("sr2", shape)`` (cached by shape): ``pinv(forward(x))``
-    per level; ``auto`` picks ``operator`` when that package imports, else ``torch``."""
+    per level (the exact operator the solvers use); ``auto`` = ``operator``."""
 
     def __init__(self, backend: str = "auto") -> None:
         if backend not in ("auto", "torch", "operator"):
             raise ConfigError(f"backend: expected auto, torch or operator, got {backend!r}")
-        if backend == "auto":
-            backend = "operator" if _operators_available() else "torch"
-        self.backend = backend
+        self.backend = "operator" if backend == "auto" else backend
         self._ops: dict[tuple[int, int, int], object] = {}
 
     def _op(self, m: int, c: int, h: int, w: int):
@@ -104,14 +102,6 @@ class BlockAverage:
 
     def __call__(self, x: torch.Tensor, m: int) -> torch.Tensor:
         return self.up(self.down(x, m), m) if m else x
-
-
-def _operators_available() -> bool:
-    try:
-        from pnp_rgm.operators import make_operator  # noqa: F401
-    except Exception:
-        return False
-    return True
 
 
 # --------------------------------------------------------------------------- processes

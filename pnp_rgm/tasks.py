@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from pnp_rgm.errors import ShapeError, TaskError
-from pnp_rgm.operators import SVDOperator, make_operator
+from pnp_rgm.operators import SVDOperator, make_operator, observe
 from pnp_rgm.solvers import DRSState, drs, tv_prior_step
 
 #: task names accepted by ``restore``/``degrade`` (srN stands for any integer factor >= 2)
@@ -121,3 +121,20 @@ def make_task_operator(task: str, obs_shape: tuple[int, int, int], mask: np.ndar
     elif mask is not None:
         raise TaskError(f"a mask is only used by task 'inpaint', not {task!r}")
     return make_operator(task, clean_shape(task, obs_shape), **params)
+
+
+def simulate_observation(task: str, x: torch.Tensor, sigma: float = 0.0, seed: int = 0,
+                         mask: np.ndarray | None = None, **params: Any) -> tuple[SVDOperator, torch.Tensor]:
+    """Degrade a clean ``x`` ``(B, C, H, W)`` exactly as ``pnp-rgm degrade`` does; returns ``(op, y)``.
+
+    ``inpaint`` uses ``mask`` when given, else ``params`` (``missing``/``box``), else 50 % random
+    pixels; a random mask and the noise are both drawn from ``seed``."""
+    if task == "inpaint":
+        if mask is not None:
+            params = {"mask": mask}
+        elif not ({"missing", "box"} & set(params)):
+            params = {**params, "missing": 0.5}
+        if "missing" in params:
+            params.setdefault("seed", seed)
+    op = make_operator(task, tuple(x.shape[1:]), **params)
+    return op, observe(op, x, sigma, torch.Generator().manual_seed(seed))

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 
-from pnp_rgm.nets import Discriminator, Generator, ToyDiscriminator, ToyGenerator, build_discriminator
+from pnp_rgm.nets import Generator, ToyDiscriminator, ToyGenerator, build_discriminator
 from pnp_rgm.processes import BlockAverage, MultiscaleProcess, NoiseProcess, make_process
 from pnp_rgm.train.config import ModelConfig, ProcessConfig, load_run_config
 
@@ -84,11 +84,6 @@ def test_multiscale_process_blocks(variant):
 
 
 def test_block_average_backends_agree():
-    pytest.importorskip("pnp_rgm.operators")
-    from pnp_rgm.processes import _operators_available
-
-    if not _operators_available():
-        pytest.skip("pnp_rgm.operators.make_operator not available")
     x = torch.rand(2, 3, 16, 24)
     t, o = BlockAverage("torch"), BlockAverage("operator")
     for m in (1, 2):
