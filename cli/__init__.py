@@ -20,6 +20,7 @@ COMMANDS = {
     "restore.priors": "priors",
     "train": "train",
     "sample": "sample",
+    "benchmark": "benchmark",
 }
 
 

@@ -1,0 +1,216 @@
+"""Benchmarks: every method on the same operator, the same images and the same observations.
+
+``run_benchmark`` writes into ``out``:
+
+* ``results.csv`` — one row per image × method: method, image, psnr, ssim, lpips (empty when
+  unavailable), nfe (generator calls), seconds. Rows are appended as they finish; a rerun skips
+  (method, image) pairs already present, so an interrupted benchmark resumes.
+* ``summary.md`` — mean ± standard error per method, best PSNR/SSIM in bold.
+* ``grid.png`` — per image: observation (nearest-upsampled to the output size) | each method | ground truth.
+
+Methods are small functions ``(op, y, ctx) -> (x, nfe)`` registered in :data:`METHODS`.
+"""
+from __future__ import annotations
+
+import csv
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from pnp_rgm.errors import TaskError
+from pnp_rgm.io import image_to_tensor, read_image, write_image
+from pnp_rgm.metrics import lpips_available, psnr, ssim
+from pnp_rgm.operators import SVDOperator
+from pnp_rgm.tasks import restore_baseline, simulate_observation, sr_factor
+
+IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
+FIELDS = ["method", "image", "psnr", "ssim", "lpips", "nfe", "seconds"]
+
+
+@dataclass
+class Context:
+    """What a method may use besides the operator and the observation."""
+
+    task: str
+    sigma: float
+    seed: int
+    prior: Any = None  #: a loaded Prior, for learned methods
+
+
+Method = Callable[[SVDOperator, torch.Tensor, Context], "tuple[torch.Tensor, int]"]
+
+
+def _pinv(op, y, ctx):
+    return restore_baseline(op, y, "none"), 0
+
+
+def _tv(op, y, ctx):
+    return restore_baseline(op, y, "tv", sigma=ctx.sigma), 0
+
+
+def _bicubic(op, y, ctx):
+    n = sr_factor(ctx.task)
+    if n is None:
+        raise TaskError(f"method 'bicubic' is for super-resolution tasks only, not {ctx.task!r}")
+    return F.interpolate(y, scale_factor=n, mode="bicubic").clamp(0, 1), 0
+
+
+def _rgm_drs(op, y, ctx):
+    from pnp_rgm.api import Restorer
+
+    if ctx.prior is None:
+        raise TaskError("method 'rgm-drs' needs a learned prior (--prior NAME|PATH)")
+    r = Restorer(ctx.task, ctx.prior, sigma=ctx.sigma, seed=ctx.seed, max_pixels=1 << 40)
+    return r.restore_tensor(y, op.mask.all(dim=0).numpy() if ctx.task == "inpaint" else None), r.config.iters
+
+
+METHODS: dict[str, Method] = {"pinv": _pinv, "tv": _tv, "bicubic": _bicubic, "rgm-drs": _rgm_drs}
+
+
+def list_images(data: Path, limit: int = 0) -> list[Path]:
+    if not data.is_dir():
+        raise TaskError(f"--data '{data}' is not a folder of images")
+    files = sorted(p for p in data.iterdir() if p.suffix.lower() in IMAGE_EXTS and p.is_file())
+    if not files:
+        raise TaskError(f"--data '{data}' contains no images ({', '.join(sorted(IMAGE_EXTS))})")
+    return files[:limit] if limit else files
+
+
+def center_crop(img: np.ndarray, crop: int, multiple: int) -> np.ndarray:
+    """Centre crop to at most ``crop`` (0: no crop), then to a multiple of ``multiple``."""
+    h, w = img.shape[:2]
+    ch, cw = (min(crop, h), min(crop, w)) if crop else (h, w)
+    ch, cw = ch // multiple * multiple, cw // multiple * multiple
+    top, left = (h - ch) // 2, (w - cw) // 2
+    return img[top:top + ch, left:left + cw]
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    if not path.is_file():
+        return []
+    with path.open(newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def append_row(path: Path, row: dict[str, Any]) -> None:
+    new = not path.is_file()
+    with path.open("a", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=FIELDS)
+        if new:
+            writer.writeheader()
+        writer.writerow({k: row.get(k, "") for k in FIELDS})
+
+
+def summarize(rows: list[dict[str, str]], title: str = "") -> str:
+    """Markdown table: mean ± standard error per method; best mean PSNR/SSIM/LPIPS in bold."""
+    methods: dict[str, dict[str, list[float]]] = {}
+    for r in rows:
+        m = methods.setdefault(r["method"], {k: [] for k in ("psnr", "ssim", "lpips", "nfe", "seconds")})
+        for k in m:
+            if r.get(k, "") not in ("", None):
+                m[k].append(float(r[k]))
+
+    def stat(v):
+        if not v:
+            return None, None
+        a = np.asarray(v)
+        return float(a.mean()), float(a.std(ddof=1) / math.sqrt(len(a))) if len(a) > 1 else 0.0
+
+    stats = {name: {k: stat(v) for k, v in m.items()} for name, m in methods.items()}
+    best = {}
+    for k, higher in (("psnr", True), ("ssim", True), ("lpips", False)):
+        vals = [(s[k][0], n) for n, s in stats.items() if s[k][0] is not None]
+        if vals:
+            best[k] = (max if higher else min)(vals)[1]
+    fmt = {"psnr": "{:.2f} ± {:.2f}", "ssim": "{:.4f} ± {:.4f}", "lpips": "{:.4f} ± {:.4f}"}
+    lines = [f"## {title}\n" if title else "", "| method | images | PSNR (dB) | SSIM | LPIPS | generator calls | s / image |",
+             "|---|---|---|---|---|---|---|"]
+    for name, s in stats.items():
+        cells = []
+        for k in ("psnr", "ssim", "lpips"):
+            if s[k][0] is None:
+                cells.append("—")
+                continue
+            txt = fmt[k].format(*s[k])
+            cells.append(f"**{txt}**" if best.get(k) == name else txt)
+        n = len(methods[name]["psnr"])
+        nfe = s["nfe"][0]
+        sec = s["seconds"][0]
+        lines.append(f"| {name} | {n} | {' | '.join(cells)} | {nfe:.0f} | {sec:.2f} |")
+    return "\n".join(line for line in lines if line != "") + "\n"
+
+
+def run_benchmark(task: str, data: Path, out: Path, methods: list[str], sigma: float = 0.0, limit: int = 0,
+                  crop: int = 256, seed: int = 0, prior: Any = None, progress: bool = True) -> str:
+    """Run ``methods`` on the images of ``data``; returns the summary Markdown (also written)."""
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise TaskError(f"unknown method(s) {', '.join(unknown)}; valid: {', '.join(METHODS)}")
+    if "bicubic" in methods and sr_factor(task) is None:
+        raise TaskError(f"method 'bicubic' is for super-resolution tasks only, not {task!r}")
+    if "rgm-drs" in methods and prior is None:
+        raise TaskError("method 'rgm-drs' needs a learned prior (--prior NAME|PATH)")
+    if prior is not None and not hasattr(prior, "restore"):
+        from pnp_rgm.priors import load_prior
+
+        prior = load_prior(prior)
+    files = list_images(data, limit)
+    out.mkdir(parents=True, exist_ok=True)
+    csv_path = out / "results.csv"
+    done = {(r["method"], r["image"]) for r in read_rows(csv_path)}
+    use_lpips, why = lpips_available()
+    n = sr_factor(task) or 1
+    tiles = []
+    bar = tqdm(total=len(files) * len(methods), desc=f"benchmark {task}", unit="run", disable=not progress or None)
+    for i, f in enumerate(files):
+        img = center_crop(read_image(f), crop, n)
+        if task == "colorize" and img.shape[2] != 3:
+            bar.update(len(methods))
+            continue
+        x = image_to_tensor(img)
+        op, y = simulate_observation(task, x.double(), sigma, seed + i)
+        y = y.float()
+        ctx = Context(task, sigma, seed + i, prior)
+        row_tiles = [F.interpolate(y, size=x.shape[-2:], mode="nearest").expand(-1, x.shape[1], -1, -1)
+                     if y.shape[1] <= x.shape[1] else y]
+        for m in methods:
+            if (m, f.name) in done:
+                bar.update(1)
+                continue
+            t0 = time.perf_counter()
+            with torch.no_grad():
+                est, nfe = METHODS[m](op, y, ctx)
+            sec = time.perf_counter() - t0
+            est = est.float().clamp(0, 1)
+            row = {"method": m, "image": f.name, "psnr": f"{psnr(x[0], est[0]):.4f}", "ssim": f"{ssim(x[0], est[0]):.5f}",
+                   "nfe": nfe, "seconds": f"{sec:.4f}"}
+            if use_lpips:
+                from pnp_rgm.metrics import lpips
+
+                row["lpips"] = f"{lpips(x[0], est[0]):.5f}"
+            append_row(csv_path, row)
+            row_tiles.append(est)
+            bar.update(1)
+        if len(row_tiles) == len(methods) + 1 and len(tiles) < 6:
+            tiles.append(torch.cat(row_tiles + [x], dim=-1))
+    bar.close()
+    if tiles:
+        width = max(t.shape[-1] for t in tiles)
+        grid = torch.cat([F.pad(t, (0, width - t.shape[-1])) for t in tiles], dim=-2)
+        write_image(out / "grid.png", grid[0], overwrite=True)
+    title = f"{task}, σ = {sigma:g}, {data.name}" + (f", centre crops ≤ {crop}px" if crop else "")
+    summary = summarize(read_rows(csv_path), title)
+    if not use_lpips:
+        summary += f"\nLPIPS not computed: {why}\n"
+    (out / "summary.md").write_text(summary)
+    return summary
+
+
+__all__ = ["METHODS", "Context", "run_benchmark", "summarize", "read_rows", "append_row", "center_crop", "list_images"]

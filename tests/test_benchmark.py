@@ -1,0 +1,81 @@
+"""The benchmark runner: rows, summary, resume, grid, bad input."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import skimage.data
+from skimage.transform import resize
+
+from pnp_rgm.benchmark import read_rows, run_benchmark, summarize
+from pnp_rgm.cli import main
+from pnp_rgm.errors import TaskError
+from pnp_rgm.io import read_image, write_image
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    d = tmp_path_factory.mktemp("bench")
+    img = skimage.data.astronaut() / 255.0
+    write_image(d / "a.png", resize(img, (40, 36), anti_aliasing=True))
+    write_image(d / "b.png", resize(img[100:300, 150:350], (32, 32), anti_aliasing=True))
+    return d
+
+
+def test_rows_summary_grid_and_resume(data, tmp_path):
+    out = tmp_path / "out"
+    summary = run_benchmark("sr4", data, out, ["pinv", "bicubic", "tv"], progress=False)
+    rows = read_rows(out / "results.csv")
+    assert {(r["method"], r["image"]) for r in rows} == {(m, i) for m in ("pinv", "bicubic", "tv") for i in ("a.png", "b.png")}
+    assert all(float(r["psnr"]) > 10 and 0 < float(r["ssim"]) <= 1 for r in rows)
+    assert "| tv |" in summary and "**" in summary and (out / "summary.md").read_text() == summary
+    assert read_image(out / "grid.png").shape == (40 + 32, 36 * 5, 3)  # obs | 3 methods | truth
+    # resume: a rerun adds nothing; a new method adds only its rows
+    run_benchmark("sr4", data, out, ["pinv", "bicubic", "tv"], progress=False)
+    assert len(read_rows(out / "results.csv")) == 6
+    (out / "results.csv").write_text("\n".join((out / "results.csv").read_text().splitlines()[:-2]) + "\n")
+    run_benchmark("sr4", data, out, ["pinv", "bicubic", "tv"], progress=False)
+    assert len(read_rows(out / "results.csv")) == 6
+
+
+def test_summary_statistics():
+    rows = [{"method": "a", "image": str(i), "psnr": str(p), "ssim": "0.5", "lpips": "", "nfe": "0", "seconds": "1"}
+            for i, p in enumerate([20.0, 22.0])]
+    rows += [{"method": "b", "image": "0", "psnr": "30", "ssim": "0.4", "lpips": "", "nfe": "10", "seconds": "2"}]
+    s = summarize(rows)
+    assert "| a | 2 | 21.00 ± 1.00 | **0.5000 ± 0.0000** | — |" in s
+    assert "| b | 1 | **30.00 ± 0.00** |" in s
+
+
+def test_colorize_and_inpaint_run(data, tmp_path):
+    for task in ("colorize", "inpaint"):
+        run_benchmark(task, data, tmp_path / task, ["pinv"], progress=False, limit=1)
+        assert len(read_rows(tmp_path / task / "results.csv")) == 1
+
+
+def test_bad_input(data, tmp_path, capsys):
+    with pytest.raises(TaskError, match="unknown method"):
+        run_benchmark("sr4", data, tmp_path / "o", ["magic"], progress=False)
+    with pytest.raises(TaskError, match="super-resolution"):
+        run_benchmark("denoise", data, tmp_path / "o", ["bicubic"], sigma=0.1, progress=False)
+    with pytest.raises(TaskError, match="prior"):
+        run_benchmark("sr4", data, tmp_path / "o", ["rgm-drs"], progress=False)
+    rc = main(["benchmark", "--task", "sr4", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "not a folder" in err
+
+
+def test_cli_benchmark(data, tmp_path, capsys):
+    rc = main(["benchmark", "--task", "sr2", "--data", str(data), "--out", str(tmp_path / "c"), "--methods", "pinv,bicubic"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "| bicubic |" in out
+
+
+def test_rgm_drs_method_with_a_tiny_prior(data, tmp_path):
+    from tiny import tiny_prior
+
+    from pnp_rgm.priors import save_prior
+
+    ckpt = save_prior(tiny_prior(), tmp_path / "tiny")
+    run_benchmark("sr2", data, tmp_path / "r", ["rgm-drs"], prior=str(ckpt), progress=False, limit=1)
+    (row,) = read_rows(tmp_path / "r" / "results.csv")
+    assert row["method"] == "rgm-drs" and int(row["nfe"]) > 0 and np.isfinite(float(row["psnr"]))
