@@ -71,7 +71,24 @@ def _rgm_drs(op, y, ctx):
     return r.restore_tensor(y, op.mask.all(dim=0).numpy() if ctx.task == "inpaint" else None), r.config.iters
 
 
-METHODS: dict[str, Method] = {"pinv": _pinv, "tv": _tv, "bicubic": _bicubic, "rgm-drs": _rgm_drs}
+def _peer(name):
+    def run(op, y, ctx):
+        from pnp_rgm import peers
+
+        if ctx.prior is None:
+            raise TaskError(f"method {name!r} needs a σ-conditioned denoiser prior (an MMSE twin: --prior NAME|PATH)")
+        fn = {"dpir-hqs": peers.dpir_hqs, "ddrm": peers.ddrm, "diffpir": peers.diffpir}[name]
+        kw = {} if name == "dpir-hqs" else {"generator": torch.Generator().manual_seed(ctx.seed)}
+        x, nfe = fn(op, y, lambda x, s: ctx.prior.denoise(x.float(), s).to(x.dtype), ctx.sigma, **kw)
+        return x.clamp(0, 1), nfe
+
+    return run
+
+
+METHODS: dict[str, Method] = {"pinv": _pinv, "tv": _tv, "bicubic": _bicubic, "rgm-drs": _rgm_drs,
+                              "dpir-hqs": _peer("dpir-hqs"), "ddrm": _peer("ddrm"), "diffpir": _peer("diffpir")}
+#: methods that need a learned prior
+LEARNED = ("rgm-drs", "dpir-hqs", "ddrm", "diffpir")
 
 
 def list_images(data: Path, limit: int = 0) -> list[Path]:
@@ -155,8 +172,9 @@ def run_benchmark(task: str, data: Path, out: Path, methods: list[str], sigma: f
         raise TaskError(f"unknown method(s) {', '.join(unknown)}; valid: {', '.join(METHODS)}")
     if "bicubic" in methods and sr_factor(task) is None:
         raise TaskError(f"method 'bicubic' is for super-resolution tasks only, not {task!r}")
-    if "rgm-drs" in methods and prior is None:
-        raise TaskError("method 'rgm-drs' needs a learned prior (--prior NAME|PATH)")
+    needs = [m for m in methods if m in LEARNED]
+    if needs and prior is None:
+        raise TaskError(f"method(s) {', '.join(needs)} need a learned prior (--prior NAME|PATH)")
     if prior is not None and not hasattr(prior, "restore"):
         from pnp_rgm.priors import load_prior
 

@@ -1,0 +1,68 @@
+"""Peers' algorithms: exactness with an oracle denoiser on every registry operator, and runs with a tiny prior."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from pnp_rgm.peers import ddrm, diffpir, dpir_hqs, geometric
+
+
+def _oracle(x_true):
+    return lambda x, sigma: x_true.to(x.dtype)
+
+
+@pytest.mark.parametrize("method", [ddrm, dpir_hqs, diffpir])
+def test_oracle_denoiser_noiseless_returns_truth_and_fits_y(op_case, rng, method):
+    # with D(x, σ) = x_true and σ_y = 0 each algorithm must return x_true, hence A x = y exactly
+    op, _, dense = op_case
+    x_true = torch.from_numpy(rng.random((1, *op.in_shape)))
+    y = op.forward(x_true)
+    kw = {"generator": torch.Generator().manual_seed(0)} if method is not dpir_hqs else {}
+    x, nfe = method(op, y, _oracle(x_true), 0.0, **kw)
+    assert nfe > 0 and x.shape == x_true.shape
+    s = op.singulars().numpy()
+    if s.min() > 1e-6 * s.max():  # well-conditioned: the result reproduces y
+        assert torch.allclose(op.forward(x), y, atol=1e-8)
+    assert torch.allclose(x, x_true, atol=1e-6)
+
+
+def test_ddrm_eta_b_below_one_is_not_exactly_consistent_but_close():
+    from pnp_rgm.operators import make_operator
+
+    op = make_operator("sr2", (1, 8, 8))
+    x_true = torch.rand(1, 1, 8, 8, dtype=torch.float64)
+    y = op.forward(x_true)
+    noisy_oracle = lambda x, s: (x_true + 0.05).to(x.dtype)  # noqa: E731 a biased denoiser
+    x, _ = ddrm(op, y, noisy_oracle, 0.0, eta_b=1.0, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(op.forward(x), y, atol=1e-10)  # η_b = 1 enforces the data
+    x2, _ = ddrm(op, y, noisy_oracle, 0.0, eta_b=0.5, generator=torch.Generator().manual_seed(0))
+    assert not torch.allclose(op.forward(x2), y, atol=1e-3)
+
+
+def test_geometric_schedule():
+    g = geometric(1.0, 0.01, 3)
+    assert np.allclose(g, [1.0, 0.1, 0.01])
+    assert geometric(0.5, 0.1, 1) == [0.5]
+
+
+@pytest.mark.parametrize("method", ["dpir-hqs", "ddrm", "diffpir"])
+def test_methods_run_with_a_tiny_mmse_prior(method, tmp_path):
+    import skimage.data
+    from skimage.transform import resize
+    from tiny import TINY_MODEL
+
+    from pnp_rgm.benchmark import read_rows, run_benchmark
+    from pnp_rgm.io import write_image
+    from pnp_rgm.nets import Generator
+    from pnp_rgm.priors import save_prior
+    from pnp_rgm.train.config import load_run_config
+
+    cfg = load_run_config({"model": {**TINY_MODEL, "kind": "mmse"}, "objective": {"kind": "mmse", "prior": "none"}})
+    torch.manual_seed(0)
+    ckpt = save_prior(Generator(cfg.model), tmp_path / "mmse", cfg)
+    d = tmp_path / "data"
+    write_image(d / "a.png", resize(skimage.data.astronaut(), (32, 24), anti_aliasing=True))
+    run_benchmark("sr2", d, tmp_path / "out", [method], sigma=0.02, prior=str(ckpt), progress=False)
+    (row,) = read_rows(tmp_path / "out" / "results.csv")
+    assert int(row["nfe"]) > 0 and np.isfinite(float(row["psnr"]))
