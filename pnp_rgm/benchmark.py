@@ -85,8 +85,24 @@ def _peer(name):
     return run
 
 
-METHODS: dict[str, Method] = {"pinv": _pinv, "tv": _tv, "bicubic": _bicubic, "rgm-drs": _rgm_drs,
-                              "dpir-hqs": _peer("dpir-hqs"), "ddrm": _peer("ddrm"), "diffpir": _peer("diffpir")}
+def _bm3d(op, y, ctx):
+    from pnp_rgm.peers import bm3d_denoiser
+
+    if ctx.task != "denoise":
+        raise TaskError(f"method 'bm3d' is plain (C)BM3D denoising; for {ctx.task!r} use 'bm3d-pnp'")
+    return bm3d_denoiser()(y, ctx.sigma).clamp(0, 1), 1
+
+
+def _bm3d_pnp(op, y, ctx):
+    from pnp_rgm.peers import bm3d_denoiser, dpir_hqs
+
+    x, nfe = dpir_hqs(op, y, bm3d_denoiser(), ctx.sigma)
+    return x.clamp(0, 1), nfe
+
+
+METHODS: dict[str, Method] = {"pinv": _pinv, "tv": _tv, "bicubic": _bicubic, "bm3d": _bm3d, "bm3d-pnp": _bm3d_pnp,
+                              "rgm-drs": _rgm_drs, "dpir-hqs": _peer("dpir-hqs"), "ddrm": _peer("ddrm"),
+                              "diffpir": _peer("diffpir")}
 #: methods that need a learned prior
 LEARNED = ("rgm-drs", "dpir-hqs", "ddrm", "diffpir")
 
@@ -170,6 +186,8 @@ def run_benchmark(task: str, data: Path, out: Path, methods: list[str], sigma: f
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise TaskError(f"unknown method(s) {', '.join(unknown)}; valid: {', '.join(METHODS)}")
+    if "bm3d" in methods and task != "denoise":
+        raise TaskError(f"method 'bm3d' is plain (C)BM3D denoising; for {task!r} use 'bm3d-pnp'")
     if "bicubic" in methods and sr_factor(task) is None:
         raise TaskError(f"method 'bicubic' is for super-resolution tasks only, not {task!r}")
     needs = [m for m in methods if m in LEARNED]

@@ -108,3 +108,25 @@ def diffpir(op: SVDOperator, y: torch.Tensor, denoise: Denoiser, sigma_y: float,
         eps = torch.randn(x.shape, generator=generator, dtype=x.dtype, device="cpu").to(x.device)
         x = x0 + sn * (math.sqrt(1 - zeta) * eps_hat + math.sqrt(zeta) * eps)
     return x0, nfe
+
+
+def bm3d_denoiser() -> Denoiser:
+    """BM3D (CBM3D for colour) from the optional ``bm3d`` package as a ``denoise(x, sigma)`` callable."""
+    try:
+        import bm3d
+    except ImportError:
+        raise TaskError("BM3D needs the optional bm3d package: pip install 'pnp-rgm[bench]'") from None
+    import numpy as np
+
+    def denoise(x: torch.Tensor, sigma: float) -> torch.Tensor:
+        out = []
+        for img in x.detach().cpu().double().numpy():
+            hwc = img.transpose(1, 2, 0)
+            if hwc.shape[2] == 3:
+                d = bm3d.bm3d_rgb(hwc, float(sigma))
+            else:
+                d = np.stack([bm3d.bm3d(hwc[..., c], float(sigma)) for c in range(hwc.shape[2])], axis=-1)
+            out.append(np.asarray(d).transpose(2, 0, 1))
+        return torch.from_numpy(np.stack(out)).to(dtype=x.dtype, device=x.device)
+
+    return denoise

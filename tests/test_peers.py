@@ -66,3 +66,24 @@ def test_methods_run_with_a_tiny_mmse_prior(method, tmp_path):
     run_benchmark("sr2", d, tmp_path / "out", [method], sigma=0.02, prior=str(ckpt), progress=False)
     (row,) = read_rows(tmp_path / "out" / "results.csv")
     assert int(row["nfe"]) > 0 and np.isfinite(float(row["psnr"]))
+
+
+def test_bm3d_methods_or_a_clear_message(tmp_path):
+    import skimage.data
+    from skimage.transform import resize
+
+    from pnp_rgm.benchmark import read_rows, run_benchmark
+    from pnp_rgm.errors import TaskError
+    from pnp_rgm.io import write_image
+
+    d = tmp_path / "data"
+    write_image(d / "a.png", resize(skimage.data.astronaut(), (32, 32), anti_aliasing=True))
+    try:
+        import bm3d  # noqa: F401
+    except ImportError:
+        with pytest.raises(TaskError, match=r"pnp-rgm\[bench\]"):
+            run_benchmark("denoise", d, tmp_path / "o", ["bm3d"], sigma=0.1, progress=False)
+        return
+    run_benchmark("denoise", d, tmp_path / "o", ["bm3d", "tv"], sigma=0.1, progress=False)
+    rows = {r["method"]: float(r["psnr"]) for r in read_rows(tmp_path / "o" / "results.csv")}
+    assert rows["bm3d"] > 24.0
