@@ -6,7 +6,9 @@
   unavailable), nfe (generator calls), seconds. Rows are appended as they finish; a rerun skips
   (method, image) pairs already present, so an interrupted benchmark resumes.
 * ``summary.md`` — mean ± standard error per method, best PSNR/SSIM in bold.
-* ``grid.png`` — per image: observation (nearest-upsampled to the output size) | each method | ground truth.
+* ``grid.png`` — per image: observation (nearest-upsampled to the output size) | each method | ground
+  truth, PSNR written on each tile.
+* ``psnr_vs_nfe.png`` — mean PSNR against generator calls per method (needs matplotlib, the ``bench`` extra).
 
 Methods are small functions ``(op, y, ctx) -> (x, nfe)`` registered in :data:`METHODS`.
 """
@@ -180,6 +182,49 @@ def summarize(rows: list[dict[str, str]], title: str = "") -> str:
     return "\n".join(line for line in lines if line != "") + "\n"
 
 
+def _label(img: torch.Tensor, text: str) -> torch.Tensor:
+    """Write ``text`` in the top-left corner of a (1, C, H, W) image (Pillow's default font)."""
+    from PIL import Image, ImageDraw
+
+    arr = (img[0].clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
+    pil = Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr)
+    draw = ImageDraw.Draw(pil)
+    box = draw.textbbox((2, 1), text)
+    draw.rectangle((0, 0, box[2] + 2, box[3] + 2), fill=0)
+    draw.text((2, 1), text, fill=255 if arr.shape[2] == 1 else (255, 255, 255))
+    out = torch.from_numpy(np.asarray(pil, dtype=np.float32) / 255.0)
+    out = out[None] if out.dim() == 2 else out.permute(2, 0, 1)
+    return out[None].to(img.dtype)
+
+
+def plot_psnr_vs_nfe(rows: list[dict[str, str]], path: Path) -> bool:
+    """Mean PSNR against generator calls per method (matplotlib, optional). Returns whether drawn."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    by: dict[str, list[tuple[float, float]]] = {}
+    for r in rows:
+        by.setdefault(r["method"], []).append((float(r["nfe"] or 0), float(r["psnr"])))
+    fig, ax = plt.subplots(figsize=(5, 3.5), dpi=120)
+    for name, vals in by.items():
+        a = np.asarray(vals)
+        ax.scatter(a[:, 0].mean(), a[:, 1].mean(), label=name)
+        ax.annotate(name, (a[:, 0].mean(), a[:, 1].mean()), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    ax.set_xlabel("generator calls per image")
+    ax.set_ylabel("mean PSNR (dB)")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    tmp = path.with_name(path.name + ".tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    tmp.replace(path)
+    return True
+
+
 def run_benchmark(task: str, data: Path, out: Path, methods: list[str], sigma: float = 0.0, limit: int = 0,
                   crop: int = 256, seed: int = 0, prior: Any = None, progress: bool = True) -> str:
     """Run ``methods`` on the images of ``data``; returns the summary Markdown (also written)."""
@@ -232,19 +277,24 @@ def run_benchmark(task: str, data: Path, out: Path, methods: list[str], sigma: f
 
                 row["lpips"] = f"{lpips(x[0], est[0]):.5f}"
             append_row(csv_path, row)
-            row_tiles.append(est)
+            row_tiles.append(_label(est, f"{m} {float(row['psnr']):.2f} dB"))
             bar.update(1)
         if len(row_tiles) == len(methods) + 1 and len(tiles) < 6:
-            tiles.append(torch.cat(row_tiles + [x], dim=-1))
+            row_tiles[0] = _label(row_tiles[0], "observation")
+            tiles.append(torch.cat(row_tiles + [_label(x, "ground truth")], dim=-1))
     bar.close()
     if tiles:
         width = max(t.shape[-1] for t in tiles)
         grid = torch.cat([F.pad(t, (0, width - t.shape[-1])) for t in tiles], dim=-2)
         write_image(out / "grid.png", grid[0], overwrite=True)
+    rows = read_rows(csv_path)
+    plotted = plot_psnr_vs_nfe(rows, out / "psnr_vs_nfe.png")
     title = f"{task}, σ = {sigma:g}, {data.name}" + (f", centre crops ≤ {crop}px" if crop else "")
-    summary = summarize(read_rows(csv_path), title)
+    summary = summarize(rows, title)
     if not use_lpips:
         summary += f"\nLPIPS not computed: {why}\n"
+    if not plotted:
+        summary += "\nPSNR-vs-generator-calls plot not drawn: matplotlib is not installed (pip install 'pnp-rgm[bench]').\n"
     (out / "summary.md").write_text(summary)
     return summary
 

@@ -29,6 +29,7 @@ def test_rows_summary_grid_and_resume(data, tmp_path):
     assert all(float(r["psnr"]) > 10 and 0 < float(r["ssim"]) <= 1 for r in rows)
     assert "| tv |" in summary and "**" in summary and (out / "summary.md").read_text() == summary
     assert read_image(out / "grid.png").shape == (40 + 32, 36 * 5, 3)  # obs | 3 methods | truth
+    assert (out / "psnr_vs_nfe.png").is_file() or "matplotlib is not installed" in summary
     # resume: a rerun adds nothing; a new method adds only its rows
     run_benchmark("sr4", data, out, ["pinv", "bicubic", "tv"], progress=False)
     assert len(read_rows(out / "results.csv")) == 6
