@@ -10,7 +10,7 @@ import click
 @click.option("--task", required=True, metavar="TASK", help="Task to simulate (e.g. sr4, colorize, denoise, inpaint).")
 @click.option("--data", required=True, metavar="DIR", help="Folder of clean images.")
 @click.option("--out", required=True, metavar="DIR", help="Output folder (results.csv, summary.md, grid.png).")
-@click.option("--methods", default="pinv,tv", show_default=True, help="Comma-separated: pinv, tv, bicubic (SR), bm3d (denoise), bm3d-pnp, rgm-drs, dpir-hqs, ddrm, diffpir (the last four need --prior; bm3d* need the bench extra).")
+@click.option("--methods", default="pinv,tv", show_default=True, help="Comma-separated: pinv, tv, bicubic (SR), bm3d and denoiser (denoise only), bm3d-pnp, rgm-drs, dpir-hqs, ddrm, diffpir (denoiser and the last four need --prior; bm3d* need the bench extra).")
 @click.option("--prior", default=None, metavar="PRIOR", help="Bundled prior name or checkpoint folder (rgm-drs).")
 @click.option("--sigma", type=float, default=0.0, show_default=True, help="Observation noise std, [0, 1] units.")
 @click.option("--limit", type=int, default=0, show_default=True, help="Use the first N images (0 = all).")

@@ -95,6 +95,14 @@ def _bm3d(op, y, ctx):
     return bm3d_denoiser()(y, ctx.sigma).clamp(0, 1), 1
 
 
+def _denoiser(op, y, ctx):
+    if ctx.task != "denoise":
+        raise TaskError(f"method 'denoiser' applies the prior's denoiser once (task 'denoise' only), not {ctx.task!r}")
+    if ctx.prior is None:
+        raise TaskError("method 'denoiser' needs a σ-conditioned denoiser prior (an MMSE twin: --prior NAME|PATH)")
+    return ctx.prior.denoise(y.float(), ctx.sigma).clamp(0, 1), 1
+
+
 def _bm3d_pnp(op, y, ctx):
     from pnp_rgm.peers import bm3d_denoiser, dpir_hqs
 
@@ -103,10 +111,11 @@ def _bm3d_pnp(op, y, ctx):
 
 
 METHODS: dict[str, Method] = {"pinv": _pinv, "tv": _tv, "bicubic": _bicubic, "bm3d": _bm3d, "bm3d-pnp": _bm3d_pnp,
+                              "denoiser": _denoiser,
                               "rgm-drs": _rgm_drs, "dpir-hqs": _peer("dpir-hqs"), "ddrm": _peer("ddrm"),
                               "diffpir": _peer("diffpir")}
 #: methods that need a learned prior
-LEARNED = ("rgm-drs", "dpir-hqs", "ddrm", "diffpir")
+LEARNED = ("rgm-drs", "dpir-hqs", "ddrm", "diffpir", "denoiser")
 
 
 def list_images(data: Path, limit: int = 0) -> list[Path]:
@@ -231,8 +240,9 @@ def run_benchmark(task: str, data: Path, out: Path, methods: list[str], sigma: f
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise TaskError(f"unknown method(s) {', '.join(unknown)}; valid: {', '.join(METHODS)}")
-    if "bm3d" in methods and task != "denoise":
-        raise TaskError(f"method 'bm3d' is plain (C)BM3D denoising; for {task!r} use 'bm3d-pnp'")
+    for m in ("bm3d", "denoiser"):
+        if m in methods and task != "denoise":
+            raise TaskError(f"method {m!r} is plain denoising (task 'denoise' only), not {task!r}")
     if "bicubic" in methods and sr_factor(task) is None:
         raise TaskError(f"method 'bicubic' is for super-resolution tasks only, not {task!r}")
     needs = [m for m in methods if m in LEARNED]

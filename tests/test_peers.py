@@ -46,8 +46,8 @@ def test_geometric_schedule():
     assert geometric(0.5, 0.1, 1) == [0.5]
 
 
-@pytest.mark.parametrize("method", ["dpir-hqs", "ddrm", "diffpir"])
-def test_methods_run_with_a_tiny_mmse_prior(method, tmp_path):
+@pytest.mark.parametrize("method, task", [("dpir-hqs", "sr2"), ("ddrm", "sr2"), ("diffpir", "sr2"), ("denoiser", "denoise")])
+def test_methods_run_with_a_tiny_mmse_prior(method, task, tmp_path):
     import skimage.data
     from skimage.transform import resize
     from tiny import TINY_MODEL
@@ -63,7 +63,7 @@ def test_methods_run_with_a_tiny_mmse_prior(method, tmp_path):
     ckpt = save_prior(Generator(cfg.model), tmp_path / "mmse", cfg)
     d = tmp_path / "data"
     write_image(d / "a.png", resize(skimage.data.astronaut(), (32, 24), anti_aliasing=True))
-    run_benchmark("sr2", d, tmp_path / "out", [method], sigma=0.02, prior=str(ckpt), progress=False)
+    run_benchmark(task, d, tmp_path / "out", [method], sigma=0.02, prior=str(ckpt), progress=False)
     (row,) = read_rows(tmp_path / "out" / "results.csv")
     assert int(row["nfe"]) > 0 and np.isfinite(float(row["psnr"]))
 
