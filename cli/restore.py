@@ -52,9 +52,9 @@ def _outputs(files: list[Path], output: str | None) -> list[Path]:
               help="denoise, srN (e.g. sr4), srN-bicubic, colorize, inpaint, deblur-gauss, deblur-uniform.")
 @click.option("-o", "--output", default=None, metavar="OUT",
               help="Output file (one input) or folder (several). Default: INPUT_restored.png beside each input.")
-@click.option("--prior", default="tv", show_default=True, metavar="PRIOR",
+@click.option("--prior", default=None, metavar="PRIOR",
               help="'none' (pseudo-inverse), 'tv' (TV-regularized DRS), a bundled prior name (see `pnp-rgm priors`) "
-                   "or a checkpoint folder (RGM-DRS).")
+                   "or a checkpoint folder (RGM-DRS). Default: the task's preset.")
 @click.option("--sigma", type=float, default=0.0, show_default=True, help="Noise std of the observation, [0, 1] units.")
 @click.option("--mask", metavar="MASK", default=None, help="inpaint: mask image, white = known (required).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed (noise, latents).")
@@ -93,7 +93,7 @@ def restore(inputs, task, output, prior, sigma, mask, seed, device, settings, si
 
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     jobs = list(zip(files, outs))[rank::world]
-    bar = tqdm(jobs, desc=f"{task}/{prior}", unit="img", disable=len(jobs) < 2 or None)
+    bar = tqdm(jobs, desc=f"{task}/{prior or 'preset'}", unit="img", disable=len(jobs) < 2 or None)
     for src, dst in bar:
         img = read_image(src)
         if simulate is not None:

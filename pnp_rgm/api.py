@@ -62,7 +62,8 @@ def _rgm_config(settings: dict[str, Any]) -> RGMDRSConfig:
 class Restorer:
     """Restore observations of one task with one prior; reuse it for many images.
 
-    Parameters: ``task`` (see :data:`pnp_rgm.tasks.TASKS`), ``prior`` (see module docstring),
+    Parameters: ``task`` (see :data:`pnp_rgm.tasks.TASKS`), ``prior`` (see module docstring;
+    ``None`` = the task's preset from ``pnp_rgm/configs/presets.yaml``),
     ``sigma`` (observation noise std, [0, 1] units), ``device`` (``auto``/``cpu``/``cuda``),
     ``seed``, tiling (``max_pixels``, ``tile``, ``overlap`` in observation pixels), and
     ``settings``: operator parameters (``width``, ``size``) and solver settings
@@ -70,8 +71,13 @@ class Restorer:
     :class:`~pnp_rgm.pnp.RGMDRSConfig`; ``none``: ``rcond``).
     """
 
-    def __init__(self, task: str, prior: Any = "tv", *, sigma: float = 0.0, device: str = "auto", seed: int = 0,
+    def __init__(self, task: str, prior: Any = None, *, sigma: float = 0.0, device: str = "auto", seed: int = 0,
                  max_pixels: int = 1024 * 1024, tile: int = 256, overlap: int = 32, **settings: Any) -> None:
+        if prior is None:  # the task's preset (pnp_rgm/configs/presets.yaml); explicit settings win
+            from pnp_rgm.presets import preset_for
+
+            preset = preset_for(task)
+            prior, settings = preset.prior, {**preset.settings, **settings}
         sigma = float(sigma)
         if not 0.0 <= sigma <= 1.0:
             raise TaskError(f"sigma must be in [0, 1] (image units; 25/255 = 0.098), got {sigma}")
@@ -154,7 +160,7 @@ class Restorer:
         return self.restore_tensor(y, mask)[0].permute(1, 2, 0).cpu().numpy()
 
 
-def restore(observation: ArrayOrTensor, task: str = "sr4", prior: Any = "tv", sigma: float = 0.0,
+def restore(observation: ArrayOrTensor, task: str = "sr4", prior: Any = None, sigma: float = 0.0,
             mask: np.ndarray | None = None, seed: int = 0, device: str = "auto", **overrides: Any) -> ArrayOrTensor:
     """One-call restoration; see :class:`Restorer` for the parameters."""
     return Restorer(task, prior, sigma=sigma, device=device, seed=seed, **overrides)(observation, mask)
