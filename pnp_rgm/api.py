@@ -63,7 +63,7 @@ class Restorer:
     """Restore observations of one task with one prior; reuse it for many images.
 
     Parameters: ``task`` (see :data:`pnp_rgm.tasks.TASKS`), ``prior`` (see module docstring;
-    ``None`` = the task's preset from ``pnp_rgm/configs/presets.yaml``),
+    ``None`` = the task's preset from ``pnp_rgm/presets.yaml``),
     ``sigma`` (observation noise std, [0, 1] units), ``device`` (``auto``/``cpu``/``cuda``),
     ``seed``, tiling (``max_pixels``, ``tile``, ``overlap`` in observation pixels), and
     ``settings``: operator parameters (``width``, ``size``) and solver settings
@@ -73,7 +73,7 @@ class Restorer:
 
     def __init__(self, task: str, prior: Any = None, *, sigma: float = 0.0, device: str = "auto", seed: int = 0,
                  max_pixels: int = 1024 * 1024, tile: int = 256, overlap: int = 32, **settings: Any) -> None:
-        if prior is None:  # the task's preset (pnp_rgm/configs/presets.yaml); explicit settings win
+        if prior is None:  # the task's preset (pnp_rgm/presets.yaml); explicit settings win
             from pnp_rgm.presets import preset_for
 
             preset = preset_for(task)

@@ -1,6 +1,6 @@
 """Per-task presets: which prior and solver settings ``restore`` uses by default.
 
-Shipped in ``pnp_rgm/configs/presets.yaml``; a user file with the same format can be passed to
+Shipped in ``pnp_rgm/presets.yaml``; a user file with the same format can be passed to
 :func:`load_presets`. Explicit ``prior=``/settings always win over the preset.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ import yaml
 
 from pnp_rgm.errors import ConfigError
 
-PRESETS_FILE = Path(__file__).resolve().parent / "configs" / "presets.yaml"
+PRESETS_FILE = Path(__file__).resolve().parent / "presets.yaml"
 _TASK = re.compile(r"default|denoise|colorize|inpaint|deblur-gauss|deblur-uniform|sr\d+(-bicubic)?")
 
 
