@@ -115,17 +115,25 @@ class Restorer:
             self.settings = settings
 
     # ------------------------------------------------------------------ core
-    def _restore_one(self, y: torch.Tensor, mask: np.ndarray | None) -> torch.Tensor:
+    def _restore_one(self, y: torch.Tensor, mask: np.ndarray | None, callback=None) -> torch.Tensor:
         op = make_task_operator(self.task, tuple(y.shape[1:]), mask=mask, **self.op_params)
-        if self.method != "rgm":
-            return restore_baseline(op, y, self.method, sigma=self.sigma, **self.settings)
+        if self.method == "none":
+            return restore_baseline(op, y, "none", **self.settings)
+        if self.method == "tv":
+            return restore_baseline(op, y, "tv", sigma=self.sigma, callback=callback, **self.settings)
         gen = torch.Generator(device=self.prior.device).manual_seed(self.seed)
         step = rgm_prior_step(self.prior, self.config, gen)
-        state = drs(op, y, step, lam=self.config.lam, iters=self.config.iters)
+        state = drs(op, y, step, lam=self.config.lam, iters=self.config.iters, callback=callback)
         return state.w.clamp(0, 1)
 
-    def restore_tensor(self, y: torch.Tensor, mask: np.ndarray | None = None, progress=None) -> torch.Tensor:
-        """``y``: ``(B, C', H, W)`` observation -> ``(B, C, H', W')`` restoration in [0, 1]."""
+    @torch.no_grad()
+    def restore_tensor(self, y: torch.Tensor, mask: np.ndarray | None = None, progress=None,
+                       callback=None) -> torch.Tensor:
+        """``y``: ``(B, C', H, W)`` observation -> ``(B, C, H', W')`` restoration in [0, 1].
+
+        ``callback(state)`` gets the :class:`~pnp_rgm.solvers.DRSState` after every DRS iteration of
+        an untiled run (e.g. to trace PSNR against a known ground truth); returning ``False`` stops
+        early. ``progress(done, total)`` is called after each tile of a tiled run."""
         if not isinstance(y, torch.Tensor) or y.dim() != 4:
             raise ShapeError(f"observation must be a (B, C, H, W) tensor, got {getattr(y, 'shape', type(y).__name__)}")
         if self.task == "inpaint" and mask is None:
@@ -137,7 +145,7 @@ class Restorer:
         c, h, w = clean_shape(self.task, tuple(y.shape[1:]))
         y = y.to(self.device, torch.float32)
         if h * w <= self.max_pixels:
-            out = self._restore_one(y, mask)
+            out = self._restore_one(y, mask, callback)
         else:
             out = restore_tiled(y, sr_factor(self.task) or 1, c, self._restore_one, self.tiles, mask=mask,
                                 progress=progress)

@@ -75,3 +75,20 @@ def test_bad_inputs():
         Restorer("sr4x", "tv")
     with pytest.raises(TaskError, match="mask"):
         Restorer("inpaint", "tv").restore_tensor(torch.rand(1, 3, 8, 8))
+
+
+@pytest.mark.parametrize("prior", ["tv", "tiny"])
+def test_callback_traces_and_stops_early(photo, prior):
+    x = torch.from_numpy(photo.transpose(2, 0, 1).copy())[None]
+    op = make_task_operator("sr2", (3, 24, 20))
+    y = observe(op, x)
+    trace = []
+
+    def cb(state):
+        trace.append(float(((state.w.clamp(0, 1) - x) ** 2).mean()))
+        return len(trace) < 2
+
+    kw = {"iters": 10} if prior == "tv" else {"outer": 3, "levels": [2, 1]}
+    r = Restorer("sr2", tiny_prior() if prior == "tiny" else "tv", **kw)
+    r.restore_tensor(y, callback=cb)
+    assert len(trace) == 2 and all(np.isfinite(trace))
