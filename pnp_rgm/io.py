@@ -360,6 +360,18 @@ def read_image(path: PathLike) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 
 
+def _float_hwc(arr: np.ndarray, what: str, channels: tuple[int, ...] | None = None) -> np.ndarray:
+    """``arr`` as a float (H, W, C) array ((H, W) becomes one channel); ``channels`` limits C.
+    Raises ShapeError/ImageError whose message starts with ``what``."""
+    out = arr[:, :, None] if arr.ndim == 2 else arr
+    if out.ndim != 3 or (channels is not None and out.shape[2] not in channels):
+        valid = "(H, W) or (H, W, C)" if channels is None else "(H, W) or (H, W, C) with C in " + str(set(channels))
+        raise ShapeError(f"{what} shape {arr.shape} is not valid; expected {valid}")
+    if not np.issubdtype(out.dtype, np.floating):
+        raise ImageError(f"{what} dtype {out.dtype} is not valid; expected a float array with values in [0, 1]")
+    return out
+
+
 def _as_hwc(image: object, where: str) -> np.ndarray:
     """Validate an image to write and return it as a float (H, W, C) numpy array, C in {1, 3}."""
     if isinstance(image, torch.Tensor):
@@ -380,19 +392,7 @@ def _as_hwc(image: object, where: str) -> np.ndarray:
             )
         arr = t.to(device="cpu", dtype=torch.float64).permute(1, 2, 0).numpy()
     elif isinstance(image, np.ndarray):
-        arr = image
-        if arr.ndim == 2:
-            arr = arr[:, :, None]
-        if arr.ndim != 3 or arr.shape[2] not in (1, 3):
-            raise ShapeError(
-                f"cannot write image {where}: array shape {image.shape} is not valid; "
-                "expected (H, W), (H, W, 1) or (H, W, 3)"
-            )
-        if not np.issubdtype(arr.dtype, np.floating):
-            raise ImageError(
-                f"cannot write image {where}: array dtype {arr.dtype} is not valid; "
-                "expected a float array with values in [0, 1]"
-            )
+        arr = _float_hwc(image, f"cannot write image {where}: array", channels=(1, 3))
     else:
         raise ImageError(
             f"cannot write image {where}: expected a numpy array or torch tensor, "
@@ -581,17 +581,7 @@ def image_to_tensor(img: np.ndarray) -> torch.Tensor:
     """
     if not isinstance(img, np.ndarray):
         raise ImageError(f"image_to_tensor expects a numpy array, got {type(img).__name__}")
-    if img.ndim == 2:
-        img = img[:, :, None]
-    if img.ndim != 3:
-        raise ShapeError(
-            f"image shape {img.shape} is not valid for image_to_tensor; "
-            "expected (H, W, C) or (H, W)"
-        )
-    if not np.issubdtype(img.dtype, np.floating):
-        raise ImageError(
-            f"image_to_tensor expects a float image with values in [0, 1], got dtype {img.dtype}"
-        )
+    img = _float_hwc(img, "image_to_tensor: image")
     chw = np.array(img.transpose(2, 0, 1), dtype=np.float32, order="C", copy=True)
     return torch.from_numpy(chw).unsqueeze(0)
 
