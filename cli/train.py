@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import click
 
+from ._common import parse_settings
+
 
 @click.command()
 @click.argument("config", metavar="CONFIG")
@@ -23,8 +25,6 @@ def train(config, data_dir, out_dir, steps, resume, overrides, quiet):
     Multi-GPU / multi-node: run the same command under torchrun (batch_size is per process):
     torchrun --nproc_per_node 4 --no-python pnp-rgm train CONFIG --data DIR --out DIR
     """
-    import yaml
-
     from pnp_rgm.config import replace_config
     from pnp_rgm.errors import ConfigError
     from pnp_rgm.train.config import load_run_config
@@ -34,13 +34,7 @@ def train(config, data_dir, out_dir, steps, resume, overrides, quiet):
         raise ConfigError(f"--steps: must be >= 1, got {steps}")
     cfg = load_run_config(config)
     if overrides:
-        upd = {}
-        for item in overrides:
-            if "=" not in item:
-                raise ConfigError(f"--set: expected KEY=VALUE, got {item!r}")
-            key, val = item.split("=", 1)
-            upd[key.strip()] = yaml.safe_load(val)
-        cfg = replace_config(cfg, upd)
+        cfg = replace_config(cfg, parse_settings(overrides))
     summary = run_train(cfg, data_dir, out_dir, steps=steps, resume=resume, progress=not quiet)
     if summary and summary.get("rank", 0) == 0:
         click.echo(f"step {summary['step']}: checkpoint in {summary['checkpoint']} "

@@ -249,3 +249,13 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
     assert (tmp_path / "c" / "model.safetensors").is_file()
     ck.save_checkpoint(tmp_path / "c", G.state_dict(), cfg, "card v3", {"x": torch.zeros(2)}, {"step": 3})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c"]
+
+
+@pytest.mark.parametrize("setting, text", [("model.nz=[", "model.nz"), ("novalue", "key=value")])
+def test_cli_train_bad_set_is_one_line(tmp_path, data_dir, capsys, setting, text):
+    from pnp_rgm.cli import main
+
+    rc = main(["train", "rgm-kld-d-cpu", "--data", str(data_dir), "--out", str(tmp_path / "o"), "--set", setting])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and text in err and "Traceback" not in err
+    assert not (tmp_path / "o").exists()
