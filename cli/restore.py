@@ -9,14 +9,12 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from pnp_rgm.errors import ImageError, TaskError
-from pnp_rgm.io import image_to_tensor, read_image, tensor_to_image, write_image
+from pnp_rgm.io import IMAGE_EXTENSIONS, image_files, image_to_tensor, read_image, tensor_to_image, write_image
 from pnp_rgm.metrics import psnr, ssim
 from pnp_rgm.operators import mask_from_image
 from pnp_rgm.tasks import grayscale_observation, simulate_observation, sr_factor
 
 from ._common import check_outputs, parse_settings
-
-IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 
 
 def _expand(inputs: tuple[str, ...]) -> list[Path]:
@@ -24,9 +22,9 @@ def _expand(inputs: tuple[str, ...]) -> list[Path]:
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            found = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_EXTS and f.is_file())
+            found = image_files(p)
             if not found:
-                raise ImageError(f"folder '{p}' contains no images ({', '.join(sorted(IMAGE_EXTS))})")
+                raise ImageError(f"folder '{p}' contains no images ({', '.join(sorted(IMAGE_EXTENSIONS))})")
             files.extend(found)
         elif not p.exists():
             raise ImageError(f"cannot read image '{p}': no such file")

@@ -27,12 +27,11 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from pnp_rgm.errors import TaskError
-from pnp_rgm.io import image_to_tensor, read_image, write_image
+from pnp_rgm.io import IMAGE_EXTENSIONS, image_files, image_to_tensor, read_image, write_image
 from pnp_rgm.metrics import lpips_available, psnr, ssim
 from pnp_rgm.operators import SVDOperator
 from pnp_rgm.tasks import restore_baseline, simulate_observation, sr_factor
 
-IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 FIELDS = ["method", "image", "psnr", "ssim", "lpips", "nfe", "seconds"]
 
 
@@ -121,9 +120,9 @@ LEARNED = ("rgm-drs", "dpir-hqs", "ddrm", "diffpir", "denoiser")
 def list_images(data: Path, limit: int = 0) -> list[Path]:
     if not data.is_dir():
         raise TaskError(f"--data '{data}' is not a folder of images")
-    files = sorted(p for p in data.iterdir() if p.suffix.lower() in IMAGE_EXTS and p.is_file())
+    files = image_files(data)
     if not files:
-        raise TaskError(f"--data '{data}' contains no images ({', '.join(sorted(IMAGE_EXTS))})")
+        raise TaskError(f"--data '{data}' contains no images ({', '.join(sorted(IMAGE_EXTENSIONS))})")
     return files[:limit] if limit else files
 
 

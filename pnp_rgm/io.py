@@ -605,3 +605,14 @@ def tensor_to_image(t: torch.Tensor) -> np.ndarray:
         )
     arr = t.detach().to(device="cpu", dtype=torch.float32).permute(1, 2, 0).numpy()
     return np.array(arr, dtype=np.float32, copy=True, order="C")
+
+
+#: file extensions read by :func:`read_image` when a folder is given
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+
+
+def image_files(folder: PathLike, recursive: bool = False) -> list[Path]:
+    """Sorted image files (by :data:`IMAGE_EXTENSIONS`) in ``folder`` (and below, if ``recursive``)."""
+    root = Path(folder)
+    found = root.rglob("*") if recursive else root.iterdir()
+    return sorted(p for p in found if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())

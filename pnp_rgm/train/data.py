@@ -10,10 +10,9 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from pnp_rgm.errors import ImageError
+from pnp_rgm.io import IMAGE_EXTENSIONS, image_files
 
 __all__ = ["IMAGE_EXTENSIONS", "list_images", "ImageFolder", "InfiniteSampler"]
-
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 
 def list_images(root: str | os.PathLike) -> list[Path]:
@@ -21,8 +20,7 @@ def list_images(root: str | os.PathLike) -> list[Path]:
     root = Path(root)
     if not root.is_dir():
         raise ImageError(f"{root}: data folder not found")
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
-                   and not p.name.startswith("."))
+    files = [p for p in image_files(root, recursive=True) if not p.name.startswith(".")]
     if not files:
         raise ImageError(f"{root}: no images found (looked for {', '.join(IMAGE_EXTENSIONS)})")
     return files
