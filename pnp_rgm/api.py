@@ -40,13 +40,14 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 
 def _rgm_config(settings: dict[str, Any]) -> RGMDRSConfig:
-    valid = {f.name: f for f in fields(RGMDRSConfig)}
-    bad = sorted(set(settings) - set(valid))
+    defaults = RGMDRSConfig()
+    valid = {f.name for f in fields(RGMDRSConfig)}
+    bad = sorted(set(settings) - valid)
     if bad:
         raise TaskError(f"unknown setting(s) {', '.join(bad)} for a learned prior; valid: {', '.join(sorted(valid))}")
     vals: dict[str, Any] = {}
     for k, v in settings.items():
-        default = getattr(RGMDRSConfig(), k)
+        default = getattr(defaults, k)
         try:
             if isinstance(default, tuple):
                 vals[k] = tuple(int(j) for j in (v if isinstance(v, (list, tuple)) else [v]))

@@ -56,7 +56,7 @@ class RGMDRSConfig:
 def rgm_prior_step(prior, cfg: RGMDRSConfig, generator: torch.Generator | None = None) -> PriorStep:
     """The RGM-DRS prior step ``u = (1 − α)x + α·G(a_j x + ν σ_j ε, z, j)`` for iteration ``it``.
 
-    ``x`` is ``(B, C, H, W)`` in [0, 1], any size (padded by reflection to the process's multiple)
+    ``x`` is ``(B, C, H, W)`` in [0, 1], any size (padded by edge replication to the process's multiple)
     and any channel count the prior can serve (gray images through an RGB prior are replicated and
     averaged back; colour images through a gray prior go channel by channel).
     """
@@ -70,13 +70,11 @@ def rgm_prior_step(prior, cfg: RGMDRSConfig, generator: torch.Generator | None =
     def restore_net(xn: torch.Tensor, j: int) -> torch.Tensor:
         b = xn.shape[0]
         k = torch.full((b,), j, dtype=torch.long)
-        gen = generator
-        dev = prior.device
-        noise = process.noise_at(xn, process.level[k], generator=gen)
+        noise = process.noise_at(xn, process.level[k], generator=generator)
         x_tilde = process.mean(xn, k) + cfg.nu * float(process.sigma[j]) * noise
         z = None
         if cfg.z == "random" and prior.nz:
-            z = torch.randn((b, prior.nz), generator=gen, device=dev)
+            z = torch.randn((b, prior.nz), generator=generator, device=prior.device)
         return prior.restore(x_tilde, j, z)
 
     def step(x: torch.Tensor, it: int) -> torch.Tensor:
