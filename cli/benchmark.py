@@ -10,14 +10,16 @@ import click
 @click.option("--task", required=True, metavar="TASK", help="Task to simulate (e.g. sr4, colorize, denoise, inpaint).")
 @click.option("--data", required=True, metavar="DIR", help="Folder of clean images.")
 @click.option("--out", required=True, metavar="DIR", help="Output folder (results.csv, summary.md, grid.png).")
-@click.option("--methods", default="pinv,tv", show_default=True, help="Comma-separated: pinv, tv, bicubic (SR), bm3d and denoiser (denoise only), bm3d-pnp, rgm-drs, dpir-hqs, ddrm, diffpir (denoiser and the last four need --prior; bm3d* need the bench extra).")
+@click.option("--methods", default="pinv,tv", show_default=True, help="Comma-separated: pinv, tv, bicubic (SR), preset (what restore does by default), bm3d and denoiser (denoise only), bm3d-pnp, rgm-drs, dpir-hqs, ddrm, diffpir (denoiser and the last four need --prior; bm3d* need the bench extra).")
 @click.option("--prior", default=None, metavar="PRIOR", help="Bundled prior name or checkpoint folder (rgm-drs).")
 @click.option("--sigma", type=float, default=0.0, show_default=True, help="Observation noise std, [0, 1] units.")
 @click.option("--limit", type=int, default=0, show_default=True, help="Use the first N images (0 = all).")
 @click.option("--crop", type=int, default=256, show_default=True, help="Centre crop size in pixels (0 = none).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the observation noise and masks.")
-def benchmark(task, data, out, methods, prior, sigma, limit, crop, seed):
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="Solver setting for rgm-drs (repeatable).")
+def benchmark(task, data, out, methods, prior, sigma, limit, crop, seed, settings):
     """Run METHODS on simulated observations of the images in DIR; resumable (finished rows are skipped)."""
+    from cli._common import parse_settings
     from pnp_rgm.benchmark import run_benchmark
     from pnp_rgm.errors import TaskError
 
@@ -27,6 +29,6 @@ def benchmark(task, data, out, methods, prior, sigma, limit, crop, seed):
         raise TaskError(f"--limit and --crop must be >= 0, got {limit} and {crop}")
     names = [m.strip() for m in methods.split(",") if m.strip()]
     summary = run_benchmark(task, Path(data), Path(out), names, sigma=sigma, limit=limit, crop=crop, seed=seed,
-                            prior=prior)
+                            prior=prior, settings=parse_settings(settings))
     click.echo(summary)
     click.echo(f"results in {Path(out) / 'results.csv'}")

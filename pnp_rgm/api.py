@@ -53,10 +53,15 @@ def _rgm_config(settings: dict[str, Any]) -> RGMDRSConfig:
                 vals[k] = tuple(int(j) for j in (v if isinstance(v, (list, tuple)) else [v]))
             elif isinstance(default, str):
                 vals[k] = str(v)
+            elif isinstance(default, bool):
+                if not isinstance(v, bool):
+                    raise ValueError(v)
+                vals[k] = v
             else:
                 vals[k] = type(default)(v)
         except (TypeError, ValueError):
-            raise TaskError(f"setting {k}={v!r} must be a {type(default).__name__}") from None
+            kind = {bool: "boolean (true/false)", int: "integer", float: "number"}.get(type(default), type(default).__name__)
+            raise TaskError(f"setting {k}={v!r} must be a {kind}") from None
     return RGMDRSConfig(**vals)
 
 
@@ -123,8 +128,9 @@ class Restorer:
         if self.method == "tv":
             return restore_baseline(op, y, "tv", sigma=self.sigma, callback=callback, **self.settings)
         gen = torch.Generator(device=self.prior.device).manual_seed(self.seed)
-        step = rgm_prior_step(self.prior, self.config, gen)
-        state = drs(op, y, step, lam=self.config.lam, iters=self.config.iters, callback=callback)
+        step = rgm_prior_step(self.prior, self.config, gen, sigma_y=self.sigma)
+        state = drs(op, y, step, lam=self.config.data_weight(self.sigma), iters=self.config.iters,
+                    callback=callback)
         return state.w.clamp(0, 1)
 
     @torch.no_grad()

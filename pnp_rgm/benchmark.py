@@ -17,7 +17,7 @@ from __future__ import annotations
 import csv
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -43,6 +43,7 @@ class Context:
     sigma: float
     seed: int
     prior: Any = None  #: a loaded Prior, for learned methods
+    settings: dict = field(default_factory=dict)  #: solver settings for rgm-drs (``--set``)
 
 
 Method = Callable[[SVDOperator, torch.Tensor, Context], "tuple[torch.Tensor, int]"]
@@ -68,8 +69,17 @@ def _rgm_drs(op, y, ctx):
 
     if ctx.prior is None:
         raise TaskError("method 'rgm-drs' needs a learned prior (--prior NAME|PATH)")
-    r = Restorer(ctx.task, ctx.prior, sigma=ctx.sigma, seed=ctx.seed, max_pixels=1 << 40)
+    r = Restorer(ctx.task, ctx.prior, sigma=ctx.sigma, seed=ctx.seed, max_pixels=1 << 40, **ctx.settings)
     return r.restore_tensor(y, op.mask.all(dim=0).numpy() if ctx.task == "inpaint" else None), r.config.iters
+
+
+def _preset(op, y, ctx):
+    """What ``pnp-rgm restore`` does by default: the task's shipped preset (prior and settings)."""
+    from pnp_rgm.api import Restorer
+
+    r = Restorer(ctx.task, None, sigma=ctx.sigma, seed=ctx.seed, max_pixels=1 << 40)
+    nfe = r.config.iters if r.method == "rgm" else 0
+    return r.restore_tensor(y, op.mask.all(dim=0).numpy() if ctx.task == "inpaint" else None), nfe
 
 
 def _peer(name):
@@ -110,7 +120,7 @@ def _bm3d_pnp(op, y, ctx):
 
 
 METHODS: dict[str, Method] = {"pinv": _pinv, "tv": _tv, "bicubic": _bicubic, "bm3d": _bm3d, "bm3d-pnp": _bm3d_pnp,
-                              "denoiser": _denoiser,
+                              "denoiser": _denoiser, "preset": _preset,
                               "rgm-drs": _rgm_drs, "dpir-hqs": _peer("dpir-hqs"), "ddrm": _peer("ddrm"),
                               "diffpir": _peer("diffpir")}
 #: methods that need a learned prior
@@ -167,11 +177,13 @@ def summarize(rows: list[dict[str, str]], title: str = "") -> str:
         return float(a.mean()), float(a.std(ddof=1) / math.sqrt(len(a))) if len(a) > 1 else 0.0
 
     stats = {name: {k: stat(v) for k, v in m.items()} for name, m in methods.items()}
-    best = {}
+    digits = {"psnr": 2, "ssim": 4, "lpips": 4}
+    best: dict[str, set] = {}
     for k, higher in (("psnr", True), ("ssim", True), ("lpips", False)):
-        vals = [(s[k][0], n) for n, s in stats.items() if s[k][0] is not None]
+        vals = {n: round(s[k][0], digits[k]) for n, s in stats.items() if s[k][0] is not None}
         if vals:
-            best[k] = (max if higher else min)(vals)[1]
+            top = (max if higher else min)(vals.values())
+            best[k] = {n for n, v in vals.items() if v == top}  # ties (as printed) are all bold
     fmt = {"psnr": "{:.2f} ± {:.2f}", "ssim": "{:.4f} ± {:.4f}", "lpips": "{:.4f} ± {:.4f}"}
     lines = [f"## {title}\n" if title else "", "| method | images | PSNR (dB) | SSIM | LPIPS | generator calls | s / image |",
              "|---|---|---|---|---|---|---|"]
@@ -182,7 +194,7 @@ def summarize(rows: list[dict[str, str]], title: str = "") -> str:
                 cells.append("—")
                 continue
             txt = fmt[k].format(*s[k])
-            cells.append(f"**{txt}**" if best.get(k) == name else txt)
+            cells.append(f"**{txt}**" if name in best.get(k, ()) else txt)
         n = len(methods[name]["psnr"])
         nfe = s["nfe"][0]
         sec = s["seconds"][0]
@@ -234,8 +246,12 @@ def plot_psnr_vs_nfe(rows: list[dict[str, str]], path: Path) -> bool:
 
 
 def run_benchmark(task: str, data: Path, out: Path, methods: list[str], sigma: float = 0.0, limit: int = 0,
-                  crop: int = 256, seed: int = 0, prior: Any = None, progress: bool = True) -> str:
-    """Run ``methods`` on the images of ``data``; returns the summary Markdown (also written)."""
+                  crop: int = 256, seed: int = 0, prior: Any = None, progress: bool = True,
+                  settings: dict | None = None) -> str:
+    """Run ``methods`` on the images of ``data``; returns the summary Markdown (also written).
+
+    Gray images in a colour set are restored as RGB images with equal channels (colorize skips
+    them); ``settings`` are solver settings for ``rgm-drs``."""
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise TaskError(f"unknown method(s) {', '.join(unknown)}; valid: {', '.join(METHODS)}")
@@ -264,10 +280,12 @@ def run_benchmark(task: str, data: Path, out: Path, methods: list[str], sigma: f
         if task == "colorize" and img.shape[2] != 3:
             bar.update(len(methods))
             continue
+        if img.shape[2] == 1 and getattr(prior, "channels", 1) == 3 or "preset" in methods:
+            img = np.repeat(img, 3, axis=2)
         x = image_to_tensor(img)
         op, y = simulate_observation(task, x.double(), sigma, seed + i)
         y = y.float()
-        ctx = Context(task, sigma, seed + i, prior)
+        ctx = Context(task, sigma, seed + i, prior, dict(settings or {}))
         row_tiles = [F.interpolate(y, size=x.shape[-2:], mode="nearest").expand(-1, x.shape[1], -1, -1)
                      if y.shape[1] <= x.shape[1] else y]
         for m in methods:

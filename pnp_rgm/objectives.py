@@ -22,6 +22,7 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
+from pnp_rgm.nets.unet import edm_coefficients
 from pnp_rgm.sampling import restore_step
 
 __all__ = ["RGMObjective", "MMSEObjective", "make_objective", "mmd2", "dswd", "needs_discriminator"]
@@ -187,25 +188,32 @@ class MMSEObjective:
 
     has_d = False
 
-    def __init__(self, cfg, process) -> None:
+    def __init__(self, cfg, process, precond: str = "none") -> None:
         self.cfg = cfg
         self.process = process
+        self.precond = precond
 
     def g_loss(self, G, D, x0: torch.Tensor) -> tuple[torch.Tensor, dict]:
         b = x0.shape[0]
         shape = (b,) + (1,) * (x0.dim() - 1)
+        weight = None
         if self.cfg.continuous:
             lo, hi = math.log(2 * self.cfg.sigma_min), math.log(2 * self.cfg.sigma_max)  # [-1,1] units
             logs_ = torch.rand(b, device=x0.device) * (hi - lo) + lo
             x = x0 + torch.exp(logs_).view(shape) * torch.randn_like(x0)
             x0_hat = G(x, logs_, None).float()
+            if self.precond == "edm":  # EDM weighting 1/c_out²: every noise level counts alike
+                weight = edm_coefficients(torch.exp(logs_))[1].pow(-2)
         else:
             k = torch.randint(1, self.process.K + 1, (b,))
             x_k = self.process.degrade(x0, k)
             x0_hat = restore_step(G, self.process, x_k, k, None).float()
-        loss = 0.5 * (x0_hat - x0).pow(2).mean()
-        return loss, {"mse": 2 * loss.detach(), "loss_g": loss.detach()}
+        err = (x0_hat - x0).pow(2)
+        mse = err.mean().detach()
+        loss = 0.5 * (err * weight).mean() if weight is not None else 0.5 * err.mean()
+        return loss, {"mse": mse, "loss_g": loss.detach()}
 
 
-def make_objective(cfg, process):
-    return MMSEObjective(cfg, process) if cfg.kind == "mmse" else RGMObjective(cfg, process)
+def make_objective(cfg, process, precond: str = "none"):
+    """The trainer's objective; ``precond`` is the model's output parameterization (MMSE twins)."""
+    return MMSEObjective(cfg, process, precond) if cfg.kind == "mmse" else RGMObjective(cfg, process)

@@ -8,6 +8,13 @@ For each of ``outer`` passes and each noise level ``j`` in ``levels`` the prior 
 and :func:`pnp_rgm.solvers.drs` adds the exact data step ``w = prox_{λf}(2u − x)`` and the
 update ``x ← x + (w − u)``. For multiscale (RGM-SR) priors ``a_j·x`` includes the process's
 block averaging; for MMSE twins ``G`` is the σ-conditioned denoiser at the level of step ``j``.
+
+With ``steps > 0`` the levels are instead ``steps`` noise levels σ_j in [0, 1] image units,
+geometric from ``sigma_max`` down to ``sigma_min`` (both floored at the observation noise σ_y),
+and the prior step is ``u = (1 − α)·x + α·D(x + ν·σ_j·ε, σ_j)`` with ``D`` the prior's
+``denoise`` (the MMSE twin's native mode; an RGM-D prior denoises from the step matching σ_j).
+``flip`` applies a random one of the 8 flips/rotations around every prior call (seeded), which
+averages out the network's orientation bias over the iterations.
 """
 from __future__ import annotations
 
@@ -33,6 +40,10 @@ class RGMDRSConfig:
     lam: float = 1.0
     nu: float = 1.0
     z: Literal["random", "zero"] = "random"
+    steps: int = 0
+    sigma_max: float = 0.2
+    sigma_min: float = 0.01
+    flip: bool = False
 
     def __post_init__(self) -> None:
         if self.outer < 1:
@@ -47,27 +58,69 @@ class RGMDRSConfig:
             raise TaskError(f"nu must be >= 0, got {self.nu}")
         if self.z not in ("random", "zero"):
             raise TaskError(f"z must be 'random' or 'zero', got {self.z!r}")
+        if self.steps < 0:
+            raise TaskError(f"steps must be >= 0 (0 = the prior's own levels), got {self.steps}")
+        if not 0.0 <= self.sigma_min <= self.sigma_max <= 1.0:
+            raise TaskError(f"need 0 <= sigma_min <= sigma_max <= 1, got sigma_min={self.sigma_min}, "
+                            f"sigma_max={self.sigma_max}")
 
     @property
     def iters(self) -> int:
-        return self.outer * len(self.levels)
+        return self.outer * (self.steps or len(self.levels))
+
+    def sigmas(self, sigma_y: float = 0.0) -> list[float]:
+        """The σ_j of one pass in ``steps`` mode: geometric, ``sigma_max`` → ``sigma_min``, floored at σ_y."""
+        hi, lo = max(self.sigma_max, sigma_y), max(self.sigma_min, sigma_y)
+        if self.steps == 1:
+            return [lo]
+        return [hi * (lo / hi) ** (i / (self.steps - 1)) if hi > 0 else 0.0 for i in range(self.steps)]
+
+    def data_weight(self, sigma_y: float) -> float:
+        """λ for observation noise σ_y: the configured ``lam``, capped in ``steps`` mode at
+        (σ_last/σ_y)² so the data step trusts y no more than the last prior level allows
+        (σ_last = σ_y, as in plain denoising, gives λ = 1 and w = u)."""
+        if self.steps and sigma_y > 0:
+            return min(self.lam, (self.sigmas(sigma_y)[-1] / sigma_y) ** 2)
+        return self.lam
 
 
-def rgm_prior_step(prior, cfg: RGMDRSConfig, generator: torch.Generator | None = None) -> PriorStep:
+_DIHEDRAL = [(k, f) for f in (False, True) for k in range(4)]
+
+
+def _orient(x: torch.Tensor, t: int, inverse: bool = False) -> torch.Tensor:
+    k, f = _DIHEDRAL[t]
+    if inverse:
+        x = torch.rot90(x, -k, (-2, -1))
+        return torch.flip(x, (-1,)) if f else x
+    x = torch.flip(x, (-1,)) if f else x
+    return torch.rot90(x, k, (-2, -1))
+
+
+def rgm_prior_step(prior, cfg: RGMDRSConfig, generator: torch.Generator | None = None,
+                   sigma_y: float = 0.0) -> PriorStep:
     """The RGM-DRS prior step ``u = (1 − α)x + α·G(a_j x + ν σ_j ε, z, j)`` for iteration ``it``.
 
     ``x`` is ``(B, C, H, W)`` in [0, 1], any size (padded by edge replication to the process's multiple)
     and any channel count the prior can serve (gray images through an RGB prior are replicated and
-    averaged back; colour images through a gray prior go channel by channel).
+    averaged back; colour images through a gray prior go channel by channel). ``sigma_y`` (the
+    observation noise) floors the σ_j of ``steps`` mode.
     """
-    bad = [j for j in cfg.levels if not 1 <= int(j) <= prior.num_steps]
+    bad = [j for j in cfg.levels if not 1 <= int(j) <= prior.num_steps] if not cfg.steps else []
     if bad:
         raise TaskError(f"levels {bad} out of range for this prior; valid steps: 1..{prior.num_steps}")
     process = prior.process
-    schedule = [int(j) for _ in range(cfg.outer) for j in cfg.levels]
+    levels = cfg.sigmas(sigma_y) if cfg.steps else [int(j) for j in cfg.levels]
+    schedule = [j for _ in range(cfg.outer) for j in levels]
     mult = process.multiple
+    orient = torch.Generator()  # the flips' own stream, seeded from ``generator``
+    if cfg.flip and generator is not None:
+        orient.manual_seed(int(torch.randint(2**31, (1,), generator=generator, device=generator.device)))
 
-    def restore_net(xn: torch.Tensor, j: int) -> torch.Tensor:
+    def restore_net(xn: torch.Tensor, j) -> torch.Tensor:
+        if cfg.steps:  # σ_j mode: D(x + ν σ_j ε, σ_j) in [0, 1] units
+            x01 = (xn + 1) / 2
+            noise = torch.randn(x01.shape, generator=generator, device=prior.device)
+            return prior.denoise(x01 + cfg.nu * j * noise, j, generator=generator)
         b = xn.shape[0]
         k = torch.full((b,), j, dtype=torch.long)
         noise = process.noise_at(xn, process.level[k], generator=generator)
@@ -83,6 +136,8 @@ def rgm_prior_step(prior, cfg: RGMDRSConfig, generator: torch.Generator | None =
         xf = x.to(prior.device, torch.float32)
         ph, pw = (-h) % mult, (-w) % mult
         xp = F.pad(xf, (0, pw, 0, ph), mode="replicate") if (ph or pw) else xf
+        t = int(torch.randint(0, 8, (1,), generator=orient)) if cfg.flip else 0
+        xp = _orient(xp, t)
         if c == prior.channels:
             g = restore_net(2 * xp - 1, j)
         elif c == 1 and prior.channels == 3:
@@ -91,7 +146,7 @@ def rgm_prior_step(prior, cfg: RGMDRSConfig, generator: torch.Generator | None =
             g = restore_net(2 * xp.reshape(b * c, 1, *xp.shape[-2:]) - 1, j).reshape(b, c, *xp.shape[-2:])
         else:
             raise TaskError(f"a {prior.channels}-channel prior cannot restore {c}-channel images")
-        g = g[..., :h, :w].to(x.device, x.dtype)
+        g = _orient(g, t, inverse=True)[..., :h, :w].to(x.device, x.dtype)
         return (1.0 - cfg.alpha) * x + cfg.alpha * g
 
     return step

@@ -237,8 +237,11 @@ def load_prior(path_or_name: Union[str, os.PathLike], device: Union[str, torch.d
     return prior
 
 
-def save_prior(prior_or_generator, path: Union[str, os.PathLike], run_config=None, card: Optional[str] = None) -> Path:
-    """Write a checkpoint folder for a Prior (or a Generator plus its RunConfig), atomically."""
+def save_prior(prior_or_generator, path: Union[str, os.PathLike], run_config=None, card: Optional[str] = None,
+               dtype: Optional[torch.dtype] = None) -> Path:
+    """Write a checkpoint folder for a Prior (or a Generator plus its RunConfig), atomically.
+    ``dtype`` (e.g. ``torch.float16``, to halve a bundled prior's size) casts the floating-point
+    tensors on disk; loading casts them back to the model's float32."""
     from pnp_rgm.train.checkpoint import save_checkpoint
 
     if isinstance(prior_or_generator, Prior):
@@ -248,4 +251,7 @@ def save_prior(prior_or_generator, path: Union[str, os.PathLike], run_config=Non
         if run_config is None:
             raise PnpRgmError("save_prior: run_config is required when saving a bare generator")
     card = card or f"# pnp-rgm prior\n\nkind: {run_config.model.kind}\n\nLoad with `pnp_rgm.priors.load_prior(path)`.\n"
-    return save_checkpoint(path, G.state_dict(), run_config, card)
+    sd = G.state_dict()
+    if dtype is not None:
+        sd = {k: v.to(dtype) if v.is_floating_point() else v for k, v in sd.items()}
+    return save_checkpoint(path, sd, run_config, card)

@@ -12,7 +12,7 @@ from pnp_rgm.errors import TaskError
 from pnp_rgm.operators import observe
 from pnp_rgm.pnp import RGMDRSConfig
 from pnp_rgm.tasks import make_task_operator
-from tiny import tiny_prior
+from tiny import tiny_mmse_prior, tiny_prior
 
 @pytest.fixture(scope="module")
 def photo():
@@ -92,3 +92,58 @@ def test_callback_traces_and_stops_early(photo, prior):
     r = Restorer("sr2", tiny_prior() if prior == "tiny" else "tv", **kw)
     r.restore_tensor(y, callback=cb)
     assert len(trace) == 2 and all(np.isfinite(trace))
+
+
+def test_sigma_schedule_and_data_weight():
+    cfg = RGMDRSConfig(steps=4, sigma_max=0.2, sigma_min=0.025)
+    assert np.allclose(cfg.sigmas(), [0.2, 0.1, 0.05, 0.025])
+    assert cfg.iters == 8  # outer=2 passes
+    assert np.allclose(cfg.sigmas(0.1), [0.2, 0.2 * 0.5 ** (1 / 3), 0.2 * 0.5 ** (2 / 3), 0.1])  # floored at σ_y
+    assert RGMDRSConfig(steps=1, sigma_max=0.0, sigma_min=0.0).sigmas(0.07) == [0.07]
+    lam_inf = RGMDRSConfig(steps=4, lam=float("inf"), sigma_max=0.2, sigma_min=0.05)
+    assert lam_inf.data_weight(0.0) == float("inf")
+    assert lam_inf.data_weight(0.05) == pytest.approx(1.0)  # last level = σ_y: w = u
+    assert lam_inf.data_weight(0.025) == pytest.approx(4.0)
+    with pytest.raises(TaskError, match="sigma_min"):
+        RGMDRSConfig(steps=4, sigma_max=0.1, sigma_min=0.2)
+    with pytest.raises(TaskError, match="steps"):
+        RGMDRSConfig(steps=-1)
+
+
+def test_denoise_in_steps_mode_is_one_denoiser_call():
+    prior = tiny_mmse_prior()
+    x = torch.rand(1, 3, 16, 12)
+    y = x + 0.1 * torch.randn(x.shape, generator=torch.Generator().manual_seed(0))
+    r = Restorer("denoise", prior, sigma=0.1, steps=1, outer=1, sigma_max=0.0, sigma_min=0.0, alpha=1.0, nu=0.0,
+                 lam=float("inf"))
+    with torch.no_grad():
+        assert torch.allclose(r.restore_tensor(y), prior.denoise(y, 0.1).clamp(0, 1), atol=1e-5)
+
+
+@pytest.mark.parametrize("task, obs_shape", [("sr4", (3, 8, 6)), ("colorize", (1, 24, 20)), ("deblur-uniform", (3, 24, 20))])
+def test_steps_mode_is_seeded_and_data_consistent(task, obs_shape):
+    prior = tiny_mmse_prior()
+    y = torch.rand(1, *obs_shape)
+    kw = dict(steps=3, outer=1, sigma_max=0.3, sigma_min=0.02, nu=0.5, flip=True,
+              lam=1.0 if task == "deblur-uniform" else float("inf"))
+    r1 = Restorer(task, prior, seed=1, **kw).restore_tensor(y)
+    assert torch.equal(r1, Restorer(task, prior, seed=1, **kw).restore_tensor(y))
+    assert not torch.equal(r1, Restorer(task, prior, seed=2, **kw).restore_tensor(y))
+    op = make_task_operator(task, obs_shape)
+    if task != "deblur-uniform":  # lam = inf: the output reproduces y (before the [0, 1] clamp)
+        assert torch.allclose(op.forward(r1.double()).float(), y, atol=1e-4)
+
+
+def test_steps_mode_tiles_match_untiled():
+    torch.manual_seed(0)
+    prior = tiny_mmse_prior()
+    y = torch.rand(1, 3, 24, 20)
+    kw = dict(steps=2, outer=1, sigma_max=0.2, sigma_min=0.05, nu=0.0, lam=float("inf"))
+    full = Restorer("sr2", prior, **kw).restore_tensor(y)
+    tiled = Restorer("sr2", prior, max_pixels=64 * 64, tile=16, overlap=6, **kw).restore_tensor(y)
+    assert (full - tiled).abs().mean() < 0.01 and (full - tiled).abs().max() < 0.2
+
+
+def test_boolean_setting_is_checked():
+    with pytest.raises(TaskError, match="boolean"):
+        Restorer("sr4", tiny_mmse_prior(), flip="yes")

@@ -80,3 +80,11 @@ def test_rgm_drs_method_with_a_tiny_prior(data, tmp_path):
     run_benchmark("sr2", data, tmp_path / "r", ["rgm-drs"], prior=str(ckpt), progress=False, limit=1)
     (row,) = read_rows(tmp_path / "r" / "results.csv")
     assert row["method"] == "rgm-drs" and int(row["nfe"]) > 0 and np.isfinite(float(row["psnr"]))
+
+
+def test_summary_bolds_every_tied_best():
+    rows = [{"method": m, "psnr": p, "ssim": "0.5", "lpips": "", "nfe": "0", "seconds": "1"}
+            for m, p in (("a", "30.001"), ("b", "29.999"), ("c", "20"))]
+    s = summarize(rows)
+    assert "**30.00 ± 0.00**" in s.splitlines()[2] and "**30.00 ± 0.00**" in s.splitlines()[3]
+    assert "**" not in s.splitlines()[4].split("|")[3]

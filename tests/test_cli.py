@@ -31,6 +31,9 @@ def run(capsys, *args):
     "task, extra, clean_name, obs_shape, out_shape",
     [
         ("sr4", [], "rgb.png", (16, 12, 3), (64, 48, 3)),
+        ("sr2", [], "rgb.png", (32, 24, 3), (64, 48, 3)),
+        ("sr8", [], "rgb.png", (8, 6, 3), (64, 48, 3)),
+        ("sr4-bicubic", [], "rgb.png", (16, 12, 3), (64, 48, 3)),
         ("sr2-bicubic", [], "rgb.png", (32, 24, 3), (64, 48, 3)),
         ("colorize", [], "rgb.png", (64, 48, 1), (64, 48, 3)),
         ("denoise", ["--sigma", "0.05"], "gray.png", (48, 64, 1), (48, 64, 1)),
@@ -39,7 +42,7 @@ def run(capsys, *args):
         ("inpaint", ["--set", "missing=0.3"], "rgb.png", (64, 48, 3), (64, 48, 3)),
     ],
 )
-@pytest.mark.parametrize("prior", ["none", "tv"])
+@pytest.mark.parametrize("prior", ["none", "tv", "preset"])
 def test_degrade_restore_round_trip(photos, tmp_path, capsys, task, extra, clean_name, obs_shape, out_shape, prior):
     clean = photos / clean_name
     obs, out = tmp_path / "obs.png", tmp_path / "out.png"
@@ -49,6 +52,8 @@ def test_degrade_restore_round_trip(photos, tmp_path, capsys, task, extra, clean
     restore_args = ["restore", "--task", task, obs, "-o", out, "--prior", prior, "--set", "iters=5"]
     if prior == "none":
         restore_args = restore_args[:-2]
+    elif prior == "preset":  # the shipped default: the task's preset (a bundled prior)
+        restore_args = restore_args[:-4]
     if task == "inpaint":
         restore_args += ["--mask", tmp_path / "obs_mask.png"]
     restore_args += [a for a in extra if a in ("--sigma", "0.05")]

@@ -259,3 +259,70 @@ def test_cli_train_bad_set_is_one_line(tmp_path, data_dir, capsys, setting, text
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1 and text in err and "Traceback" not in err
     assert not (tmp_path / "o").exists()
+
+
+def test_cosine_lr_schedule():
+    from pnp_rgm.train.config import OptimConfig
+
+    o = OptimConfig(warmup_steps=10, decay="cosine", decay_to=0.1)
+    assert o.lr_scale(0, 110) == pytest.approx(0.1)  # warm-up
+    assert o.lr_scale(9, 110) == pytest.approx(1.0)
+    assert o.lr_scale(60, 110) == pytest.approx(0.1 + 0.9 * 0.5)  # half-way through the cosine
+    assert o.lr_scale(110, 110) == pytest.approx(0.1)
+    assert OptimConfig().lr_scale(5000, 10) == 1.0
+    with pytest.raises(Exception, match="decay"):
+        OptimConfig(decay="linear")
+
+
+def test_edm_preconditioned_twin_is_identity_at_small_sigma_and_weighted():
+    from pnp_rgm.nets import Generator
+    from pnp_rgm.objectives import make_objective
+    from pnp_rgm.processes import make_process
+
+    cfg = tiny({"kind": "mmse", "prior": "none", "continuous": True}, model={"kind": "mmse", "nz": 0, "precond": "edm"})
+    G = Generator(cfg.model)
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    with torch.no_grad():
+        out = G(x, torch.log(torch.tensor([1e-4, 1e-4])))
+        big = G(x, torch.log(torch.tensor([2.0, 2.0])))
+    assert torch.allclose(out, x, atol=1e-3)
+    assert not torch.allclose(big, x, atol=0.1)
+    obj = make_objective(cfg.objective, make_process(cfg.process), "edm")
+    loss, logs = obj.g_loss(G, None, x)
+    assert torch.isfinite(loss) and loss > logs["mse"]  # 1/c_out² weights exceed 1 for σ < ~0.5
+    with pytest.raises(Exception, match="precond"):
+        tiny(model={"precond": "edm"})  # an RGM generator cannot use it
+
+
+def test_init_from_copies_matching_tensors(tmp_path):
+    from pnp_rgm.nets import Generator
+    from pnp_rgm.priors import save_prior
+    from pnp_rgm.train.trainer import init_generator
+
+    src_cfg = tiny({"kind": "mmse", "prior": "none", "continuous": True}, model={"kind": "mmse", "nz": 0})
+    torch.manual_seed(1)
+    src = Generator(src_cfg.model)
+    save_prior(src, tmp_path / "twin", src_cfg)
+    torch.manual_seed(2)
+    G = Generator(tiny().model)  # RGM generator: same U-Net plus the z mapping
+    copied, total = init_generator(G, str(tmp_path / "twin"))
+    assert 0 < copied < total
+    assert torch.equal(G.inc.weight, src.inc.weight) and torch.equal(G.outc.weight, src.outc.weight)
+    with pytest.raises(CheckpointError, match="no tensor"):
+        init_generator(torch.nn.Linear(2, 2), str(tmp_path / "twin"))
+
+
+def test_half_precision_bundle_round_trip(tmp_path):
+    from safetensors.torch import load_file
+
+    from pnp_rgm.priors import load_prior, save_prior
+    from tiny import tiny_mmse_prior
+
+    prior = tiny_mmse_prior()
+    save_prior(prior, tmp_path / "p16", dtype=torch.float16)
+    assert {t.dtype for t in load_file(str(tmp_path / "p16" / "model.safetensors")).values()} == {torch.float16}
+    back = load_prior(tmp_path / "p16")
+    assert next(back.generator.parameters()).dtype == torch.float32
+    x = torch.rand(1, 3, 16, 16)
+    with torch.no_grad():
+        assert torch.allclose(back.denoise(x, 0.1), prior.denoise(x, 0.1), atol=2e-3)

@@ -15,3 +15,17 @@ def tiny_prior(process=None, channels=3, seed=0):
     cfg = load_run_config({"model": {**TINY_MODEL, "channels": channels}, "process": process or {}})
     torch.manual_seed(seed)
     return Prior(Generator(cfg.model), cfg)
+
+
+def tiny_mmse_prior(channels=3, seed=0):
+    """An untrained MMSE twin (EDM preconditioning) with the tiny generator."""
+    import torch
+
+    from pnp_rgm.nets import Generator
+    from pnp_rgm.priors import Prior
+    from pnp_rgm.train.config import load_run_config
+
+    model = {**TINY_MODEL, "channels": channels, "kind": "mmse", "nz": 0, "precond": "edm"}
+    cfg = load_run_config({"model": model, "objective": {"kind": "mmse", "prior": "none", "continuous": True}})
+    torch.manual_seed(seed)
+    return Prior(Generator(cfg.model), cfg)

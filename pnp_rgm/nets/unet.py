@@ -105,6 +105,17 @@ class Attention(nn.Module):
         return x + self.out(o.transpose(1, 2).reshape(b, ch, h, w))
 
 
+SIGMA_DATA = 0.5  # std of images in [-1, 1] network space (EDM's σ_data)
+
+
+def edm_coefficients(sigma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(c_skip, c_out, c_in) of Karras et al. (2022) for noise std ``sigma`` (B,) in [-1, 1] units,
+    shaped (B, 1, 1, 1)."""
+    s = sigma.float().view(-1, 1, 1, 1)
+    r = torch.rsqrt(s ** 2 + SIGMA_DATA ** 2)
+    return SIGMA_DATA ** 2 * r ** 2, s * SIGMA_DATA * r, r
+
+
 class Generator(nn.Module):
     """U-Net generator / MMSE twin (see module docstring). Built from a ModelConfig."""
 
@@ -167,9 +178,15 @@ class Generator(nn.Module):
         b = x.shape[0]
         x, (h0, w0) = pad_to_multiple(x, self.multiple)
         c = self._cond(cond, z, b, x.device)
+        skip = None
         if self.kind == "mmse":  # input scaling so noisy inputs keep ~unit variance
             sig = torch.exp(cond.to(x.device, torch.float32).reshape(-1)).expand(b)
-            x = x * torch.rsqrt(1.0 + sig ** 2).to(x.dtype)[:, None, None, None]
+            if self.cfg.precond == "edm":
+                c_skip, c_out, c_in = edm_coefficients(sig)
+                skip = (c_skip.to(x.dtype) * x, c_out.to(x.dtype))
+                x = x * c_in.to(x.dtype)
+            else:
+                x = x * torch.rsqrt(1.0 + sig ** 2).to(x.dtype)[:, None, None, None]
         if self.stem > 1:
             x = F.pixel_unshuffle(x, self.stem)
         h = self.inc(x)
@@ -195,4 +212,6 @@ class Generator(nn.Module):
         out = self.outc(F.silu(self.out_norm(h)))
         if self.stem > 1:
             out = F.pixel_shuffle(out, self.stem)
+        if skip is not None:
+            out = skip[0] + skip[1] * out
         return out[..., :h0, :w0]

@@ -6,6 +6,8 @@ Units: noise levels are in the network's [-1, 1] image scale unless a field says
 """
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional
@@ -43,8 +45,15 @@ class ModelConfig:
     dropout: float = 0.0
     disc_width: int = 32
     disc_mult: tuple[int, ...] = (1, 2, 4, 4)
+    # MMSE twin output: "none" = the network's output is x0_hat; "edm" = Karras et al.'s
+    # preconditioning x0_hat = c_skip(σ)·x + c_out(σ)·F(c_in(σ)·x) (near-identity at small σ)
+    precond: Literal["none", "edm"] = "none"
 
     def __post_init__(self) -> None:
+        if self.precond not in ("none", "edm"):
+            raise ConfigError(f"precond: must be 'none' or 'edm', got {self.precond!r}")
+        if self.precond == "edm" and self.kind != "mmse":
+            raise ConfigError("precond: 'edm' is for MMSE twins (model.kind: mmse)")
         if self.channels not in (1, 3):
             raise ConfigError(f"channels: must be 1 or 3, got {self.channels}")
         for n in ("base_width", "emb_dim", "w_dim", "groups", "disc_width"):
@@ -155,8 +164,22 @@ class OptimConfig:
     grad_clip: float = 1.0  # 0 = off
     ema_decay: float = 0.999
     warmup_steps: int = 0
+    decay: Literal["none", "cosine"] = "none"  # cosine: lr falls to decay_to·lr at train.steps
+    decay_to: float = 0.0
+
+    def lr_scale(self, step: int, total: int) -> float:
+        """Multiplier of lr_g/lr_d at 0-based ``step`` of ``total``: linear warm-up, then optional cosine."""
+        scale = min(1.0, (step + 1) / self.warmup_steps) if self.warmup_steps else 1.0
+        if self.decay == "cosine":
+            t = min(1.0, max(0.0, (step - self.warmup_steps) / max(1, total - self.warmup_steps)))
+            scale *= self.decay_to + (1.0 - self.decay_to) * 0.5 * (1.0 + math.cos(math.pi * t))
+        return scale
 
     def __post_init__(self) -> None:
+        if self.decay not in ("none", "cosine"):
+            raise ConfigError(f"decay: must be 'none' or 'cosine', got {self.decay!r}")
+        if not 0.0 <= self.decay_to <= 1.0:
+            raise ConfigError(f"decay_to: must be in [0, 1], got {self.decay_to}")
         for n in ("lr_g", "lr_d"):
             _pos(n, getattr(self, n))
         for n in ("beta1", "beta2", "ema_decay"):
@@ -195,6 +218,7 @@ class TrainConfig:
     device: Literal["auto", "cpu", "cuda"] = "auto"
     compile: bool = False
     name: Optional[str] = None
+    init_from: Optional[str] = None  # prior folder or name: start G from its weights (matching tensors)
 
     def __post_init__(self) -> None:
         for n in ("steps", "log_every", "sample_every", "ckpt_every", "sample_count"):

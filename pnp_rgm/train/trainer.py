@@ -72,13 +72,32 @@ class Components:
     scaler_d: Optional[object] = None
 
 
+def init_generator(G: torch.nn.Module, path_or_name: str) -> tuple[int, int]:
+    """Copy into ``G`` every tensor of a saved prior whose name and shape match (a warm start, e.g.
+    an RGM generator from its MMSE twin); returns (copied, total). Raises CheckpointError when
+    nothing matches."""
+    from pnp_rgm.priors import _resolve
+    from pnp_rgm.train.checkpoint import load_state_dict
+
+    src = load_state_dict(_resolve(path_or_name) / "model.safetensors")
+    own = G.state_dict()
+    hits = {n: t for n, t in src.items() if n in own and own[n].shape == t.shape}
+    if not hits:
+        raise CheckpointError(f"init_from {path_or_name}: no tensor matches this model's names and shapes")
+    G.load_state_dict(hits, strict=False)
+    return len(hits), len(own)
+
+
 def build_components(cfg: RunConfig, info: D_.DistInfo) -> Components:
     dev = info.device
     torch.manual_seed(cfg.train.seed)  # identical init on every rank (DDP also broadcasts)
     process = make_process(cfg.process)
-    objective = make_objective(cfg.objective, process)
+    objective = make_objective(cfg.objective, process, cfg.model.precond)
     mf = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
-    G = Generator(cfg.model).to(dev, memory_format=mf)
+    G = Generator(cfg.model)
+    if cfg.train.init_from:
+        init_generator(G, cfg.train.init_from)
+    G = G.to(dev, memory_format=mf)
     D = build_discriminator(cfg.model).to(dev, memory_format=mf) if objective.has_d else None
     o = cfg.optim
     opt_g = torch.optim.Adam(G.parameters(), lr=o.lr_g, betas=(o.beta1, o.beta2), weight_decay=o.weight_decay)
@@ -127,7 +146,7 @@ def train_step(c: Components, x0: torch.Tensor, step: int, info: Optional[D_.Dis
     [-1, 1] network space. Raises TrainingDivergedError (on every rank) on a non-finite loss."""
     info = info or D_.DistInfo(device=c.device)
     cfg = c.cfg
-    lr_scale = min(1.0, (step + 1) / cfg.optim.warmup_steps) if cfg.optim.warmup_steps else 1.0
+    lr_scale = cfg.optim.lr_scale(step, cfg.train.steps)
     for g in c.opt_g.param_groups:
         g["lr"] = cfg.optim.lr_g * lr_scale
     logs: dict = {}
