@@ -19,7 +19,7 @@ import click
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="Solver setting for rgm-drs (repeatable).")
 def benchmark(task, data, out, methods, prior, sigma, limit, crop, seed, settings):
     """Run METHODS on simulated observations of the images in DIR; resumable (finished rows are skipped)."""
-    from cli._common import parse_settings
+    from ._common import parse_settings
     from pnp_rgm.benchmark import run_benchmark
     from pnp_rgm.errors import TaskError
 
