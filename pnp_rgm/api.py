@@ -129,9 +129,12 @@ class Restorer:
             return restore_baseline(op, y, "tv", sigma=self.sigma, callback=callback, **self.settings)
         gen = torch.Generator(device=self.prior.device).manual_seed(self.seed)
         step = rgm_prior_step(self.prior, self.config, gen, sigma_y=self.sigma)
-        state = drs(op, y, step, lam=self.config.data_weight(self.sigma), iters=self.config.iters,
+        r = self.config.samples  # independent chains, batched, then averaged
+        yr = y.repeat(r, *([1] * (y.dim() - 1))) if r > 1 else y
+        state = drs(op, yr, step, lam=self.config.data_weight(self.sigma), iters=self.config.iters,
                     callback=callback)
-        return state.w.clamp(0, 1)
+        w = state.w.reshape(r, *y.shape[:1], *state.w.shape[1:]).mean(0) if r > 1 else state.w
+        return w.clamp(0, 1)
 
     @torch.no_grad()
     def restore_tensor(self, y: torch.Tensor, mask: np.ndarray | None = None, progress=None,

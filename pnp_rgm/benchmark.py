@@ -70,7 +70,7 @@ def _rgm_drs(op, y, ctx):
     if ctx.prior is None:
         raise TaskError("method 'rgm-drs' needs a learned prior (--prior NAME|PATH)")
     r = Restorer(ctx.task, ctx.prior, sigma=ctx.sigma, seed=ctx.seed, max_pixels=1 << 40, **ctx.settings)
-    return r.restore_tensor(y, op.mask.all(dim=0).numpy() if ctx.task == "inpaint" else None), r.config.iters
+    return r.restore_tensor(y, op.mask.all(dim=0).numpy() if ctx.task == "inpaint" else None), r.config.calls
 
 
 def _preset(op, y, ctx):
@@ -78,7 +78,7 @@ def _preset(op, y, ctx):
     from pnp_rgm.api import Restorer
 
     r = Restorer(ctx.task, None, sigma=ctx.sigma, seed=ctx.seed, max_pixels=1 << 40)
-    nfe = r.config.iters if r.method == "rgm" else 0
+    nfe = r.config.calls if r.method == "rgm" else 0
     return r.restore_tensor(y, op.mask.all(dim=0).numpy() if ctx.task == "inpaint" else None), nfe
 
 
@@ -280,7 +280,7 @@ def run_benchmark(task: str, data: Path, out: Path, methods: list[str], sigma: f
         if task == "colorize" and img.shape[2] != 3:
             bar.update(len(methods))
             continue
-        if img.shape[2] == 1 and getattr(prior, "channels", 1) == 3 or "preset" in methods:
+        if img.shape[2] == 1 and (getattr(prior, "channels", 1) == 3 or "preset" in methods):
             img = np.repeat(img, 3, axis=2)
         x = image_to_tensor(img)
         op, y = simulate_observation(task, x.double(), sigma, seed + i)

@@ -14,7 +14,11 @@ geometric from ``sigma_max`` down to ``sigma_min`` (both floored at the observat
 and the prior step is ``u = (1 − α)·x + α·D(x + ν·σ_j·ε, σ_j)`` with ``D`` the prior's
 ``denoise`` (the MMSE twin's native mode; an RGM-D prior denoises from the step matching σ_j).
 ``flip`` applies a random one of the 8 flips/rotations around every prior call (seeded), which
-averages out the network's orientation bias over the iterations.
+averages out the network's orientation bias over the iterations; ``ensemble`` = 2, 4 or 8
+averages that many orientations in every prior call (self-ensemble; that many network calls).
+``samples`` > 1 runs that many independent (differently seeded, batched) DRS chains and averages
+their outputs: with ν > 0 each chain is a posterior sample, and their mean approaches the
+posterior mean (higher PSNR); a mean of data-consistent outputs is still data-consistent.
 """
 from __future__ import annotations
 
@@ -44,6 +48,8 @@ class RGMDRSConfig:
     sigma_max: float = 0.2
     sigma_min: float = 0.01
     flip: bool = False
+    ensemble: int = 1
+    samples: int = 1
 
     def __post_init__(self) -> None:
         if self.outer < 1:
@@ -58,6 +64,10 @@ class RGMDRSConfig:
             raise TaskError(f"nu must be >= 0, got {self.nu}")
         if self.z not in ("random", "zero"):
             raise TaskError(f"z must be 'random' or 'zero', got {self.z!r}")
+        if self.samples < 1:
+            raise TaskError(f"samples must be >= 1 (independent DRS runs averaged), got {self.samples}")
+        if self.ensemble not in (1, 2, 4, 8):
+            raise TaskError(f"ensemble must be 1, 2, 4 or 8 (orientations averaged per prior call), got {self.ensemble}")
         if self.steps < 0:
             raise TaskError(f"steps must be >= 0 (0 = the prior's own levels), got {self.steps}")
         if not 0.0 <= self.sigma_min <= self.sigma_max <= 1.0:
@@ -67,6 +77,11 @@ class RGMDRSConfig:
     @property
     def iters(self) -> int:
         return self.outer * (self.steps or len(self.levels))
+
+    @property
+    def calls(self) -> int:
+        """Generator calls per image (iterations × self-ensemble size × samples)."""
+        return self.iters * self.ensemble * self.samples
 
     def sigmas(self, sigma_y: float = 0.0) -> list[float]:
         """The σ_j of one pass in ``steps`` mode: geometric, ``sigma_max`` → ``sigma_min``, floored at σ_y."""
@@ -136,17 +151,21 @@ def rgm_prior_step(prior, cfg: RGMDRSConfig, generator: torch.Generator | None =
         xf = x.to(prior.device, torch.float32)
         ph, pw = (-h) % mult, (-w) % mult
         xp = F.pad(xf, (0, pw, 0, ph), mode="replicate") if (ph or pw) else xf
-        t = int(torch.randint(0, 8, (1,), generator=orient)) if cfg.flip else 0
-        xp = _orient(xp, t)
-        if c == prior.channels:
-            g = restore_net(2 * xp - 1, j)
-        elif c == 1 and prior.channels == 3:
-            g = restore_net(2 * xp.expand(-1, 3, -1, -1) - 1, j).mean(dim=1, keepdim=True)
-        elif prior.channels == 1:
-            g = restore_net(2 * xp.reshape(b * c, 1, *xp.shape[-2:]) - 1, j).reshape(b, c, *xp.shape[-2:])
-        else:
-            raise TaskError(f"a {prior.channels}-channel prior cannot restore {c}-channel images")
-        g = _orient(g, t, inverse=True)[..., :h, :w].to(x.device, x.dtype)
+        t0 = int(torch.randint(0, 8, (1,), generator=orient)) if cfg.flip else 0
+        g = 0.0
+        for e in range(cfg.ensemble):
+            t = (t0 + e * (8 // cfg.ensemble)) % 8
+            g = g + _orient(net_any_channels(_orient(xp, t), j, b, c), t, inverse=True) / cfg.ensemble
+        g = g[..., :h, :w].to(x.device, x.dtype)
         return (1.0 - cfg.alpha) * x + cfg.alpha * g
+
+    def net_any_channels(xp: torch.Tensor, j, b: int, c: int) -> torch.Tensor:
+        if c == prior.channels:
+            return restore_net(2 * xp - 1, j)
+        if c == 1 and prior.channels == 3:
+            return restore_net(2 * xp.expand(-1, 3, -1, -1) - 1, j).mean(dim=1, keepdim=True)
+        if prior.channels == 1:
+            return restore_net(2 * xp.reshape(b * c, 1, *xp.shape[-2:]) - 1, j).reshape(b, c, *xp.shape[-2:])
+        raise TaskError(f"a {prior.channels}-channel prior cannot restore {c}-channel images")
 
     return step

@@ -37,6 +37,8 @@ def load_presets(path: str | Path = PRESETS_FILE) -> dict[str, Preset]:
         raise ConfigError(f"presets file '{p}' must map task names to entries and include 'default'")
     out = {}
     for task, entry in raw.items():
+        if isinstance(task, str) and task.startswith("_"):
+            continue  # a YAML anchor shared by several entries (e.g. `_sr: &sr {...}`)
         if not isinstance(task, str) or not _TASK.fullmatch(task):
             raise ConfigError(f"presets: unknown task {task!r}")
         if not isinstance(entry, dict):

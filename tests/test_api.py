@@ -147,3 +147,37 @@ def test_steps_mode_tiles_match_untiled():
 def test_boolean_setting_is_checked():
     with pytest.raises(TaskError, match="boolean"):
         Restorer("sr4", tiny_mmse_prior(), flip="yes")
+
+
+def test_self_ensemble_averages_the_eight_orientations():
+    prior = tiny_mmse_prior()
+    y = torch.rand(1, 3, 12, 16)
+    kw = dict(steps=1, outer=1, sigma_max=0.0, sigma_min=0.0, alpha=1.0, nu=0.0, lam=float("inf"))
+    out = Restorer("denoise", prior, sigma=0.2, ensemble=8, **kw).restore_tensor(y)
+    ref = 0.0
+    with torch.no_grad():
+        for k in range(4):
+            for f in (False, True):
+                v = torch.flip(y, (-1,)) if f else y
+                d = prior.denoise(torch.rot90(v, k, (-2, -1)), 0.2)
+                d = torch.rot90(d, -k, (-2, -1))
+                ref = ref + (torch.flip(d, (-1,)) if f else d) / 8
+    assert torch.allclose(out, ref.clamp(0, 1), atol=1e-5)
+    assert not torch.allclose(out, Restorer("denoise", prior, sigma=0.2, **kw).restore_tensor(y), atol=1e-4)
+    with pytest.raises(TaskError, match="ensemble"):
+        RGMDRSConfig(ensemble=3)
+
+
+def test_samples_average_independent_chains():
+    prior = tiny_mmse_prior()
+    y = 0.4 + 0.2 * torch.rand(2, 3, 6, 5)  # mid-range: the final [0, 1] clamp stays inactive
+    kw = dict(steps=2, outer=1, sigma_max=0.3, sigma_min=0.05, nu=1.0, lam=float("inf"))
+    one = Restorer("sr2", prior, seed=0, **kw)
+    avg = Restorer("sr2", prior, seed=0, samples=3, **kw)
+    a, b = one.restore_tensor(y), avg.restore_tensor(y)
+    assert b.shape == a.shape == (2, 3, 12, 10) and not torch.allclose(a, b)
+    op = make_task_operator("sr2", (3, 6, 5))
+    assert torch.allclose(op.forward(b.double()).float(), y, atol=1e-4)  # the mean stays data-consistent
+    assert avg.config.calls == 3 * one.config.calls == 6
+    with pytest.raises(TaskError, match="samples"):
+        RGMDRSConfig(samples=0)

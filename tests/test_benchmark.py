@@ -88,3 +88,17 @@ def test_summary_bolds_every_tied_best():
     s = summarize(rows)
     assert "**30.00 ± 0.00**" in s.splitlines()[2] and "**30.00 ± 0.00**" in s.splitlines()[3]
     assert "**" not in s.splitlines()[4].split("|")[3]
+
+
+def test_preset_method_on_colour_and_gray_images(data, tmp_path):
+    """The shipped default (bundled prior) runs on RGB images and on gray images in a colour set."""
+    d = tmp_path / "mixed"
+    d.mkdir()
+    write_image(d / "rgb.png", read_image(data / "b.png"))
+    write_image(d / "gray.png", read_image(data / "b.png").mean(axis=2, keepdims=True))
+    run_benchmark("sr2", d, tmp_path / "out", ["preset", "bicubic"], progress=False)
+    rows = {(r["method"], r["image"]): r for r in read_rows(tmp_path / "out" / "results.csv")}
+    assert len(rows) == 4
+    for img in ("rgb.png", "gray.png"):
+        assert float(rows[("preset", img)]["psnr"]) > float(rows[("bicubic", img)]["psnr"])
+        assert int(rows[("preset", img)]["nfe"]) > 0

@@ -68,7 +68,7 @@ def test_degrade_restore_round_trip(photos, tmp_path, capsys, task, extra, clean
     elif prior == "none" and task == "inpaint":  # the pseudo-inverse leaves the holes at 0
         assert np.all(r[read_image(tmp_path / "obs_mask.png")[..., 0] == 0] == 0)
     else:  # far better than the best constant image (pinv of a quantized blur amplifies noise: less margin)
-        margin = 2.0 if (prior == "none" and task.startswith("deblur")) else 5.0
+        margin = 2.0 if (prior == "none" and task.startswith("deblur")) or task == "sr8" else 5.0  # sr8: 8x6 pixels seen
         assert psnr(x, r) > psnr(x, np.full_like(x, x.mean())) + margin
 
 
@@ -84,7 +84,7 @@ def test_inpaint_observation_has_zero_holes_and_mask(photos, tmp_path, capsys):
 def test_restore_with_box_mask_fills_hole(photos, tmp_path, capsys):
     obs, out = tmp_path / "o.png", tmp_path / "r.png"
     run(capsys, "degrade", "--task", "inpaint", photos / "rgb.png", "-o", obs, "--set", "box=center")
-    rc, _, err = run(capsys, "restore", "--task", "inpaint", obs, "--mask", tmp_path / "o_mask.png", "-o", out, "--set", "iters=10")
+    rc, _, err = run(capsys, "restore", "--task", "inpaint", obs, "--mask", tmp_path / "o_mask.png", "-o", out, "--set", "steps=8")
     assert rc == 0, err
     assert read_image(out)[24:40, 16:32].mean() > 0.05  # the hole is no longer black
 
@@ -163,11 +163,11 @@ def test_console_script_runs_from_any_directory(tmp_path):
 
 def test_simulate_prints_metrics(photos, tmp_path, capsys):
     out = tmp_path / "sim.png"
-    rc, stdout, err = run(capsys, "restore", "--task", "sr2", "--simulate", photos / "rgb.png", "-o", out, "--set", "iters=3")
+    rc, stdout, err = run(capsys, "restore", "--task", "sr2", "--simulate", photos / "rgb.png", "-o", out, "--set", "steps=3")
     assert rc == 0, err
     assert "PSNR" in stdout and "SSIM" in stdout and read_image(out).shape == (64, 48, 3)
     rc, stdout, err = run(capsys, "restore", "--task", "inpaint", "--simulate", photos / "rgb.png", "-o", tmp_path / "i.png",
-                          "--set", "iters=3")
+                          "--set", "steps=3")
     assert rc == 0, err
 
 

@@ -19,8 +19,19 @@ def test_shipped_presets_cover_every_task():
 
 
 def test_explicit_settings_override_the_preset(tmp_path):
-    r = Restorer("sr4", iters=3)
-    assert r.settings["iters"] == 3
+    r = Restorer("sr4", steps=3, alpha=0.9)
+    assert r.method == "rgm" and r.config.steps == 3 and r.config.alpha == 0.9
+    assert r.config.sigma_max == preset_for("sr4").settings["sigma_max"]  # the rest comes from the preset
+    assert Restorer("sr4", "tv", iters=3).settings["iters"] == 3
+
+
+def test_every_task_defaults_to_the_bundled_prior():
+    from pnp_rgm.priors import available_priors
+
+    presets = load_presets()
+    assert "mmse-color" in available_priors()
+    for task in ("sr2", "sr4", "sr8", "sr4-bicubic", "colorize", "denoise", "inpaint", "deblur-gauss", "deblur-uniform"):
+        assert preset_for(task, presets).prior == "mmse-color"
 
 
 @pytest.mark.parametrize("text, msg", [
