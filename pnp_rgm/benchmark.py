@@ -251,7 +251,7 @@ def run_benchmark(task: str, data: Path, out: Path, methods: list[str], sigma: f
     """Run ``methods`` on the images of ``data``; returns the summary Markdown (also written).
 
     Gray images in a colour set are restored as RGB images with equal channels (colorize skips
-    them); ``settings`` are solver settings for ``rgm-drs``."""
+    them, and RGB files whose channels are all equal); ``settings`` are solver settings for ``rgm-drs``."""
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise TaskError(f"unknown method(s) {', '.join(unknown)}; valid: {', '.join(METHODS)}")
@@ -277,7 +277,7 @@ def run_benchmark(task: str, data: Path, out: Path, methods: list[str], sigma: f
     bar = tqdm(total=len(files) * len(methods), desc=f"benchmark {task}", unit="run", disable=not progress or None)
     for i, f in enumerate(files):
         img = center_crop(read_image(f), crop, n)
-        if task == "colorize" and img.shape[2] != 3:
+        if task == "colorize" and (img.shape[2] != 3 or np.ptp(img, axis=2).max() < 1e-6):  # no colour to restore
             bar.update(len(methods))
             continue
         if img.shape[2] == 1 and (getattr(prior, "channels", 1) == 3 or "preset" in methods):

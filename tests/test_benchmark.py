@@ -102,3 +102,12 @@ def test_preset_method_on_colour_and_gray_images(data, tmp_path):
     for img in ("rgb.png", "gray.png"):
         assert float(rows[("preset", img)]["psnr"]) > float(rows[("bicubic", img)]["psnr"])
         assert int(rows[("preset", img)]["nfe"]) > 0
+
+
+def test_colorize_skips_images_without_colour(data, tmp_path):
+    d = tmp_path / "c"
+    d.mkdir()
+    write_image(d / "rgb.png", read_image(data / "b.png"))
+    write_image(d / "gray_as_rgb.png", read_image(data / "b.png").mean(axis=2, keepdims=True).repeat(3, axis=2))
+    run_benchmark("colorize", d, tmp_path / "out", ["pinv"], progress=False)
+    assert [r["image"] for r in read_rows(tmp_path / "out" / "results.csv")] == ["rgb.png"]
