@@ -9,7 +9,7 @@ import numpy as np
 from pnp_rgm.errors import TaskError
 from pnp_rgm.io import image_to_tensor, read_image, tensor_to_image, write_image
 from pnp_rgm.operators import mask_from_image
-from pnp_rgm.tasks import OPERATOR_KEYS, simulate_observation
+from pnp_rgm.tasks import OPERATOR_KEYS, known_pixels, simulate_observation
 
 from ._common import check_outputs, parse_settings
 
@@ -60,7 +60,7 @@ def degrade(clean, task, output, sigma, seed, mask, settings, bits, overwrite):
     write_image(out, tensor_to_image(y.float()), bits=int(bits), overwrite=overwrite)
     if task == "inpaint":
         try:
-            write_image(mask_out, op.mask.all(dim=0).numpy().astype(np.float32), overwrite=overwrite)
+            write_image(mask_out, known_pixels(op).astype(np.float32), overwrite=overwrite)
         except BaseException:
             out.unlink(missing_ok=True)
             raise

@@ -12,7 +12,7 @@ from pnp_rgm.errors import ImageError, TaskError
 from pnp_rgm.io import IMAGE_EXTENSIONS, image_files, image_to_tensor, read_image, tensor_to_image, write_image
 from pnp_rgm.metrics import psnr, ssim
 from pnp_rgm.operators import mask_from_image
-from pnp_rgm.tasks import grayscale_observation, simulate_observation, sr_factor
+from pnp_rgm.tasks import grayscale_observation, known_pixels, simulate_observation, sr_factor
 
 from ._common import check_outputs, parse_settings
 
@@ -116,7 +116,7 @@ def _simulate(img: np.ndarray, task: str, sigma: float, seed: int, mask: np.ndar
     n = sr_factor(task) or 1
     img = img[: img.shape[0] // n * n, : img.shape[1] // n * n]
     op, y = simulate_observation(task, image_to_tensor(img).double(), sigma, seed, mask, **op_params)
-    return img, y.float(), (op.mask.all(dim=0).numpy() if task == "inpaint" else None)
+    return img, y.float(), known_pixels(op)
 
 
 @click.command()

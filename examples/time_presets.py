@@ -21,7 +21,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pnp_rgm.api import Restorer  # noqa: E402
-from pnp_rgm.tasks import simulate_observation  # noqa: E402
+from pnp_rgm.tasks import known_pixels, simulate_observation  # noqa: E402
 
 TASKS = ["sr2", "sr4", "sr8", "sr4-bicubic", "colorize", "denoise", "inpaint", "deblur-gauss", "deblur-uniform"]
 
@@ -43,7 +43,7 @@ def main(argv=None) -> int:
     for task in a.tasks.split(","):
         sigma = 25 / 255 if task == "denoise" else 0.0
         op, y = simulate_observation(task, x, sigma, seed=0)
-        mask = op.mask.all(dim=0).numpy() if task == "inpaint" else None
+        mask = known_pixels(op)
         r = Restorer(task, sigma=sigma, device=a.device)
         r.restore_tensor(y, mask)  # warm-up
         times = []

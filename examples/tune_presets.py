@@ -27,7 +27,7 @@ from pnp_rgm.benchmark import center_crop, list_images  # noqa: E402
 from pnp_rgm.io import image_to_tensor, read_image  # noqa: E402
 from pnp_rgm.metrics import psnr  # noqa: E402
 from pnp_rgm.presets import preset_for  # noqa: E402
-from pnp_rgm.tasks import simulate_observation, sr_factor  # noqa: E402
+from pnp_rgm.tasks import known_pixels, simulate_observation, sr_factor  # noqa: E402
 
 
 def parse_pairs(items: list[str]) -> dict:
@@ -65,8 +65,7 @@ def main(argv=None) -> int:
             continue  # colour priors and colorize: skip gray images
         x = image_to_tensor(center_crop(img, a.crop, mult))
         op, y = simulate_observation(a.task, x, a.sigma, seed=a.seed + i)
-        mask = op.mask.all(dim=0).numpy() if a.task == "inpaint" else None
-        cases.append((x, y, mask))
+        cases.append((x, y, known_pixels(op)))
     rows = []
     loaded = None
     for combo in itertools.product(*(grid[k] for k in keys)) if keys else [()]:

@@ -30,7 +30,7 @@ from pnp_rgm.errors import TaskError
 from pnp_rgm.io import IMAGE_EXTENSIONS, image_files, image_to_tensor, read_image, write_image
 from pnp_rgm.metrics import lpips_available, psnr, ssim
 from pnp_rgm.operators import SVDOperator
-from pnp_rgm.tasks import restore_baseline, simulate_observation, sr_factor
+from pnp_rgm.tasks import known_pixels, restore_baseline, simulate_observation, sr_factor
 
 FIELDS = ["method", "image", "psnr", "ssim", "lpips", "nfe", "seconds"]
 
@@ -65,21 +65,22 @@ def _bicubic(op, y, ctx):
 
 
 def _rgm_drs(op, y, ctx):
-    from pnp_rgm.api import Restorer
-
     if ctx.prior is None:
         raise TaskError("method 'rgm-drs' needs a learned prior (--prior NAME|PATH)")
-    r = Restorer(ctx.task, ctx.prior, sigma=ctx.sigma, seed=ctx.seed, max_pixels=1 << 40, **ctx.settings)
-    return r.restore_tensor(y, op.mask.all(dim=0).numpy() if ctx.task == "inpaint" else None), r.config.calls
+    return _run_restorer(op, y, ctx, ctx.prior, **ctx.settings)
 
 
 def _preset(op, y, ctx):
     """What ``pnp-rgm restore`` does by default: the task's shipped preset (prior and settings)."""
+    return _run_restorer(op, y, ctx, None)
+
+
+def _run_restorer(op, y, ctx, prior, **settings):
+    """Restore ``y`` with the API's Restorer (untiled); returns (estimate, generator calls)."""
     from pnp_rgm.api import Restorer
 
-    r = Restorer(ctx.task, None, sigma=ctx.sigma, seed=ctx.seed, max_pixels=1 << 40)
-    nfe = r.config.calls if r.method == "rgm" else 0
-    return r.restore_tensor(y, op.mask.all(dim=0).numpy() if ctx.task == "inpaint" else None), nfe
+    r = Restorer(ctx.task, prior, sigma=ctx.sigma, seed=ctx.seed, max_pixels=1 << 40, **settings)
+    return r.restore_tensor(y, known_pixels(op)), r.config.calls if r.method == "rgm" else 0
 
 
 def _peer(name):

@@ -131,11 +131,12 @@ def rgm_prior_step(prior, cfg: RGMDRSConfig, generator: torch.Generator | None =
     if cfg.flip and generator is not None:
         orient.manual_seed(int(torch.randint(2**31, (1,), generator=generator, device=generator.device)))
 
-    def restore_net(xn: torch.Tensor, j) -> torch.Tensor:
+    def restore_net(x01: torch.Tensor, j) -> torch.Tensor:
+        """The prior's restoration of an image ``x01`` in [0, 1] at level ``j`` (a σ_j or a step)."""
         if cfg.steps:  # σ_j mode: D(x + ν σ_j ε, σ_j) in [0, 1] units
-            x01 = (xn + 1) / 2
             noise = torch.randn(x01.shape, generator=generator, device=prior.device)
             return prior.denoise(x01 + cfg.nu * j * noise, j, generator=generator)
+        xn = 2 * x01 - 1  # the process lives in the network's [-1, 1] space
         b = xn.shape[0]
         k = torch.full((b,), j, dtype=torch.long)
         noise = process.noise_at(xn, process.level[k], generator=generator)
@@ -147,7 +148,7 @@ def rgm_prior_step(prior, cfg: RGMDRSConfig, generator: torch.Generator | None =
 
     def step(x: torch.Tensor, it: int) -> torch.Tensor:
         j = schedule[it % len(schedule)]
-        b, c, h, w = x.shape
+        h, w = x.shape[-2:]
         xf = x.to(prior.device, torch.float32)
         ph, pw = (-h) % mult, (-w) % mult
         xp = F.pad(xf, (0, pw, 0, ph), mode="replicate") if (ph or pw) else xf
@@ -155,17 +156,18 @@ def rgm_prior_step(prior, cfg: RGMDRSConfig, generator: torch.Generator | None =
         g = 0.0
         for e in range(cfg.ensemble):
             t = (t0 + e * (8 // cfg.ensemble)) % 8
-            g = g + _orient(net_any_channels(_orient(xp, t), j, b, c), t, inverse=True) / cfg.ensemble
+            g = g + _orient(net_any_channels(_orient(xp, t), j), t, inverse=True) / cfg.ensemble
         g = g[..., :h, :w].to(x.device, x.dtype)
         return (1.0 - cfg.alpha) * x + cfg.alpha * g
 
-    def net_any_channels(xp: torch.Tensor, j, b: int, c: int) -> torch.Tensor:
+    def net_any_channels(xp: torch.Tensor, j) -> torch.Tensor:
+        b, c = xp.shape[:2]
         if c == prior.channels:
-            return restore_net(2 * xp - 1, j)
+            return restore_net(xp, j)
         if c == 1 and prior.channels == 3:
-            return restore_net(2 * xp.expand(-1, 3, -1, -1) - 1, j).mean(dim=1, keepdim=True)
+            return restore_net(xp.expand(-1, 3, -1, -1), j).mean(dim=1, keepdim=True)
         if prior.channels == 1:
-            return restore_net(2 * xp.reshape(b * c, 1, *xp.shape[-2:]) - 1, j).reshape(b, c, *xp.shape[-2:])
+            return restore_net(xp.reshape(b * c, 1, *xp.shape[-2:]), j).reshape(b, c, *xp.shape[-2:])
         raise TaskError(f"a {prior.channels}-channel prior cannot restore {c}-channel images")
 
     return step

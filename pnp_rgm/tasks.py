@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from pnp_rgm.errors import ShapeError, TaskError
-from pnp_rgm.operators import SVDOperator, make_operator, observe
+from pnp_rgm.operators import Inpaint, SVDOperator, make_operator, observe
 from pnp_rgm.solvers import DRSState, drs, tv_prior_step
 
 #: task names accepted by ``restore``/``degrade`` (srN stands for any integer factor >= 2)
@@ -121,6 +121,12 @@ def make_task_operator(task: str, obs_shape: tuple[int, int, int], mask: np.ndar
     elif mask is not None:
         raise TaskError(f"a mask is only used by task 'inpaint', not {task!r}")
     return make_operator(task, clean_shape(task, obs_shape), **params)
+
+
+def known_pixels(op: SVDOperator) -> np.ndarray | None:
+    """The ``(H, W)`` boolean mask of pixels an inpaint operator observes in every channel (the
+    ``mask`` argument of :class:`~pnp_rgm.api.Restorer`); ``None`` for every other operator."""
+    return op.mask.all(dim=0).numpy() if isinstance(op, Inpaint) else None
 
 
 def simulate_observation(task: str, x: torch.Tensor, sigma: float = 0.0, seed: int = 0,
