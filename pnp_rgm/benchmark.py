@@ -268,6 +268,10 @@ def run_benchmark(task: str, data: Path, out: Path, methods: list[str], sigma: f
         from pnp_rgm.priors import load_prior
 
         prior = load_prior(prior)
+    if "rgm-drs" in methods:  # reject bad --set values before anything is written
+        from pnp_rgm.api import Restorer
+
+        Restorer(task, prior, sigma=sigma, **(settings or {}))
     files = list_images(data, limit)
     out.mkdir(parents=True, exist_ok=True)
     csv_path = out / "results.csv"

@@ -111,3 +111,12 @@ def test_colorize_skips_images_without_colour(data, tmp_path):
     write_image(d / "gray_as_rgb.png", read_image(data / "b.png").mean(axis=2, keepdims=True).repeat(3, axis=2))
     run_benchmark("colorize", d, tmp_path / "out", ["pinv"], progress=False)
     assert [r["image"] for r in read_rows(tmp_path / "out" / "results.csv")] == ["rgb.png"]
+
+
+def test_bad_solver_setting_fails_before_writing(data, tmp_path):
+    from tiny import tiny_mmse_prior
+
+    with pytest.raises(TaskError, match="unknown setting"):
+        run_benchmark("sr2", data, tmp_path / "out", ["rgm-drs"], prior=tiny_mmse_prior(), settings={"foo": 1},
+                      progress=False)
+    assert not (tmp_path / "out").exists()
