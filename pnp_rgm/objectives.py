@@ -183,6 +183,29 @@ class RGMObjective:
         return loss, logs
 
 
+def degrade_inputs(x0: torch.Tensor, levels=(0,), gray_prob: float = 0.0) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(A x0, degraded) for the degraded-input MMSE twins: each (B, C, H, W) sample is 2^m x 2^m
+    block-averaged and nearest-upsampled back (m drawn uniformly from ``levels``, 0 = unchanged),
+    and with probability ``gray_prob`` replaced by its channel mean. ``degraded`` (B,) bool marks
+    the samples changed; it is None when nothing can be (plain denoising)."""
+    if not any(levels) and not gray_prob:
+        return x0, None
+    b = x0.shape[0]
+    lv = torch.as_tensor(list(levels), dtype=torch.long)
+    m = lv[torch.randint(len(lv), (b,))]
+    gray = torch.rand(b) < gray_prob
+    out = x0.clone()
+    for level in m.unique().tolist():
+        if level:
+            sel = (m == level).nonzero().flatten().to(x0.device)
+            f = 2 ** level
+            out[sel] = F.interpolate(F.avg_pool2d(x0[sel], f), scale_factor=f, mode="nearest")
+    if bool(gray.any()):
+        sel = gray.nonzero().flatten().to(x0.device)
+        out[sel] = out[sel].mean(dim=1, keepdim=True).expand_as(out[sel])
+    return out, (m > 0) | gray
+
+
 class MMSEObjective:
     """MSE-only objective for the MMSE twin (``model.kind: mmse``)."""
 
@@ -199,8 +222,13 @@ class MMSEObjective:
         weight = None
         if self.cfg.continuous:
             lo, hi = math.log(2 * self.cfg.sigma_min), math.log(2 * self.cfg.sigma_max)  # [-1,1] units
-            logs_ = torch.rand(b, device=x0.device) * (hi - lo) + lo
-            x = x0 + torch.exp(logs_).view(shape) * torch.randn_like(x0)
+            u = torch.rand(b, device=x0.device)
+            logs_ = u * (hi - lo) + lo
+            x, degraded = degrade_inputs(x0, self.cfg.block_levels, self.cfg.gray_prob)
+            if degraded is not None:  # A x0 + σ n with σ >= degraded_sigma_min
+                lo_d = math.log(2 * max(self.cfg.sigma_min, self.cfg.degraded_sigma_min))
+                logs_ = torch.where(degraded.to(x0.device), u * (hi - lo_d) + lo_d, logs_)
+            x = x + torch.exp(logs_).view(shape) * torch.randn_like(x0)
             x0_hat = G(x, logs_, None).float()
             if self.precond == "edm":  # EDM weighting 1/c_out²: every noise level counts alike
                 weight = edm_coefficients(torch.exp(logs_))[1].pow(-2)

@@ -50,6 +50,7 @@ def data_dir(tmp_path_factory):
     ({"prior": "kld"}, {"kind": "multiscale", "num_steps": 4}, {}),
     ({"kind": "mmse", "prior": "none"}, {}, {"kind": "mmse"}),
     ({"kind": "mmse", "prior": "none", "continuous": False}, {}, {"kind": "mmse"}),
+    ({"kind": "mmse", "prior": "none", "block_levels": [0, 1, 2], "gray_prob": 0.5}, {}, {"kind": "mmse", "precond": "edm"}),
 ])
 def test_one_step_per_objective(objective, process, model):
     from pnp_rgm.train.dist import DistInfo
@@ -326,3 +327,40 @@ def test_half_precision_bundle_round_trip(tmp_path):
     x = torch.rand(1, 3, 16, 16)
     with torch.no_grad():
         assert torch.allclose(back.denoise(x, 0.1), prior.denoise(x, 0.1), atol=2e-3)
+
+
+def test_degraded_inputs_are_block_averages_or_gray():
+    from pnp_rgm.objectives import degrade_inputs
+    from pnp_rgm.operators import make_operator
+
+    x0 = torch.rand(64, 3, 16, 16, dtype=torch.float64)
+    assert degrade_inputs(x0) == (x0, None)  # plain denoising: nothing to change
+    torch.manual_seed(0)
+    x, degraded = degrade_inputs(x0, (0, 1, 2), gray_prob=0.25)
+    ops = {m: make_operator(f"sr{2 ** m}", (3, 16, 16)) for m in (1, 2)}
+    seen = set()
+    for i in range(64):
+        gray = bool(torch.allclose(x[i], x[i].mean(0, keepdim=True).expand(3, -1, -1)))
+        cands = {0: x0[i:i + 1], **{m: op.pinv(op.forward(x0[i:i + 1])) for m, op in ops.items()}}
+        match = [m for m, c in cands.items()
+                 if torch.allclose(x[i:i + 1], c.mean(1, keepdim=True).expand(-1, 3, -1, -1) if gray else c)]
+        assert len(match) == 1, i  # exactly the sr2^m operator's A†A x0 (then maybe decolorized)
+        assert bool(degraded[i]) == (match[0] > 0 or gray)
+        seen.add((match[0], gray))
+    assert {m for m, _ in seen} == {0, 1, 2} and {g for _, g in seen} == {False, True}
+
+
+def test_degraded_inputs_config_errors():
+    base = {"model": {"kind": "mmse"}, "objective": {"kind": "mmse", "prior": "none"}}
+    cfg = load_run_config({**base, "objective": {**base["objective"], "block_levels": [0, 3]}})
+    assert cfg.objective.block_levels == (0, 3)
+    with pytest.raises(Exception, match="data.crop: must be a multiple of 16"):
+        load_run_config({**base, "objective": {**base["objective"], "block_levels": [4]}, "data": {"crop": 72}})
+    with pytest.raises(Exception, match="block_levels"):
+        load_run_config({**base, "objective": {**base["objective"], "block_levels": [7]}})
+    with pytest.raises(Exception, match="gray_prob"):
+        load_run_config({**base, "objective": {**base["objective"], "gray_prob": 1.5}})
+    with pytest.raises(Exception, match="continuous MMSE"):
+        load_run_config({"objective": {"block_levels": [0, 1]}})  # an RGM objective
+    with pytest.raises(Exception, match="degraded_sigma_min"):
+        load_run_config({**base, "objective": {**base["objective"], "degraded_sigma_min": 2.0}})

@@ -117,7 +117,16 @@ class ObjectiveConfig:
     elements) + lambda_prior * prior(x_{k-1}_hat, x_k). ``sampling``: ``prior`` = Algorithm 2
     (x_{k-1}_hat re-degraded from x0_hat), ``posterior`` = Algorithm 1 (from q(x_{k-1}|x_k, x0_hat),
     noise process only). kind ``mmse``: |G(x) - x0|^2 only; with ``continuous`` the noise level is
-    log-uniform in [sigma_min, sigma_max] (in [0, 1] image units), else the process's K steps."""
+    log-uniform in [sigma_min, sigma_max] (in [0, 1] image units), else the process's K steps.
+
+    Degraded inputs (``mmse`` + ``continuous``): the twin of a restoration process other than
+    noising, a blind restorer the σ-schedule solver can start from ``A†y``.
+    ``block_levels``: each sample is first 2^m x 2^m block-averaged (nearest-upsampled back), m
+    drawn uniformly from this list: the multiscale (RGM-SR) process, for SR. ``gray_prob``: that
+    fraction of the samples is replaced by its channel mean (decolorization), for colorization.
+    Degraded samples draw their noise level from [max(sigma_min, degraded_sigma_min), sigma_max]:
+    a degraded input is far from x0 even without noise, and the σ-preconditioned output could not
+    reach x0 from it at tiny σ."""
 
     kind: Literal["map", "mmse"] = "map"
     prior: Literal["kld", "mmd", "dswd", "none"] = "kld"
@@ -137,8 +146,20 @@ class ObjectiveConfig:
     continuous: bool = True
     sigma_min: float = 0.002
     sigma_max: float = 1.0
+    block_levels: tuple[int, ...] = (0,)
+    gray_prob: float = 0.0
+    degraded_sigma_min: float = 0.02
 
     def __post_init__(self) -> None:
+        if not self.block_levels or any(not 0 <= int(m) <= 6 for m in self.block_levels):
+            raise ConfigError(f"block_levels: need block-averaging levels in 0..6, got {list(self.block_levels)}")
+        if not 0.0 <= self.gray_prob <= 1.0:
+            raise ConfigError(f"gray_prob: must be in [0, 1], got {self.gray_prob}")
+        if (any(self.block_levels) or self.gray_prob) and not (self.kind == "mmse" and self.continuous):
+            raise ConfigError("block_levels/gray_prob: degraded inputs are for continuous MMSE twins "
+                              "(kind: mmse, continuous: true)")
+        if not 0 < self.degraded_sigma_min < self.sigma_max:
+            raise ConfigError(f"degraded_sigma_min: need 0 < degraded_sigma_min < sigma_max, got {self.degraded_sigma_min}")
         for n in ("lambda_fid", "lambda_prior", "r1_gamma", "dswd_reg", "dswd_lr"):
             if getattr(self, n) < 0:
                 raise ConfigError(f"{n}: must be >= 0, got {getattr(self, n)}")
@@ -246,8 +267,10 @@ class RunConfig:
             mult = max(self.model.multiple, 2 ** levels)
             if self.data.crop % mult:
                 raise ConfigError(f"data.crop: must be a multiple of {mult} for this model/process, got {self.data.crop}")
-        elif self.data.crop % self.model.multiple:
-            raise ConfigError(f"data.crop: must be a multiple of {self.model.multiple}, got {self.data.crop}")
+        else:
+            mult = max(self.model.multiple, 2 ** max(self.objective.block_levels))
+            if self.data.crop % mult:
+                raise ConfigError(f"data.crop: must be a multiple of {mult} for this model/objective, got {self.data.crop}")
 
 
 def _ms_levels(p: ProcessConfig) -> int:
