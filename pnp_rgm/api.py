@@ -74,14 +74,17 @@ class Restorer:
     ``seed``, tiling (``max_pixels``, ``tile``, ``overlap`` in observation pixels), and
     ``settings``: operator parameters (``width``, ``size``) and solver settings
     (``tv``: ``tv_weight``, ``lam``, ``iters``, ``init_rcond``; learned priors: the fields of
-    :class:`~pnp_rgm.pnp.RGMDRSConfig`; ``none``: ``rcond``).
+    :class:`~pnp_rgm.pnp.RGMDRSConfig`; ``none``: ``rcond``). An explicit MMSE-twin ``prior``
+    starts from the solver settings of the task's preset (tuned for twins); an RGM generator from
+    the :class:`~pnp_rgm.pnp.RGMDRSConfig` defaults (its own levels, as the reference runs it).
     """
 
     def __init__(self, task: str, prior: Any = None, *, sigma: float = 0.0, device: str = "auto", seed: int = 0,
                  max_pixels: int = 1024 * 1024, tile: int = 256, overlap: int = 32, **settings: Any) -> None:
-        if prior is None:  # the task's preset (pnp_rgm/presets.yaml); explicit settings win
-            from pnp_rgm.presets import preset_for
+        from pnp_rgm.presets import preset_for
 
+        explicit = prior is not None
+        if not explicit:  # the task's preset (pnp_rgm/presets.yaml); explicit settings win
             preset = preset_for(task)
             prior, settings = preset.prior, {**preset.settings, **settings}
         sigma = float(sigma)
@@ -117,6 +120,11 @@ class Restorer:
             self.prior = prior if isinstance(prior, Prior) else load_prior(prior)
             self.prior.to(self.device)
             self.method = "rgm"
+            preset = preset_for(task)
+            if explicit and self.prior.kind == "mmse" and preset.prior not in BASELINES:
+                # a σ-conditioned twin runs the preset's tuned solver settings (RGM generators: the reference's)
+                solver = {f.name for f in fields(RGMDRSConfig)}
+                settings = {**{k: v for k, v in preset.settings.items() if k in solver}, **settings}
             self.config = _rgm_config(settings)
             self.settings = settings
 

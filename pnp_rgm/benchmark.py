@@ -18,6 +18,7 @@ import csv
 import math
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
@@ -68,6 +69,23 @@ def _rgm_drs(op, y, ctx):
     if ctx.prior is None:
         raise TaskError("method 'rgm-drs' needs a learned prior (--prior NAME|PATH)")
     return _run_restorer(op, y, ctx, ctx.prior, **ctx.settings)
+
+
+SR_PRIOR = "mmse-sr"  #: the bundled prior trained on the multiscale (block-averaging) process
+
+
+@lru_cache(maxsize=4)
+def _bundled(name: str):
+    from pnp_rgm.priors import available_priors, load_prior
+
+    if name not in available_priors():
+        raise TaskError(f"bundled prior {name!r} not found; bundled: {', '.join(available_priors()) or 'none'}")
+    return load_prior(name)
+
+
+def _rgm_drs_sr(op, y, ctx):
+    """RGM-DRS with the SR-process prior (``mmse-sr``) and the task preset's solver settings."""
+    return _run_restorer(op, y, ctx, _bundled(SR_PRIOR), **ctx.settings)
 
 
 def _preset(op, y, ctx):
@@ -122,7 +140,7 @@ def _bm3d_pnp(op, y, ctx):
 
 METHODS: dict[str, Method] = {"pinv": _pinv, "tv": _tv, "bicubic": _bicubic, "bm3d": _bm3d, "bm3d-pnp": _bm3d_pnp,
                               "denoiser": _denoiser, "preset": _preset,
-                              "rgm-drs": _rgm_drs, "dpir-hqs": _peer("dpir-hqs"), "ddrm": _peer("ddrm"),
+                              "rgm-drs": _rgm_drs, "rgm-drs-sr": _rgm_drs_sr, "dpir-hqs": _peer("dpir-hqs"), "ddrm": _peer("ddrm"),
                               "diffpir": _peer("diffpir")}
 #: methods that need a learned prior
 LEARNED = ("rgm-drs", "dpir-hqs", "ddrm", "diffpir", "denoiser")
@@ -272,6 +290,10 @@ def run_benchmark(task: str, data: Path, out: Path, methods: list[str], sigma: f
         from pnp_rgm.api import Restorer
 
         Restorer(task, prior, sigma=sigma, **(settings or {}))
+    if "rgm-drs-sr" in methods:
+        from pnp_rgm.api import Restorer
+
+        Restorer(task, _bundled(SR_PRIOR), sigma=sigma, **(settings or {}))
     files = list_images(data, limit)
     out.mkdir(parents=True, exist_ok=True)
     csv_path = out / "results.csv"

@@ -115,9 +115,20 @@ def test_denoise_in_steps_mode_is_one_denoiser_call():
     x = torch.rand(1, 3, 16, 12)
     y = x + 0.1 * torch.randn(x.shape, generator=torch.Generator().manual_seed(0))
     r = Restorer("denoise", prior, sigma=0.1, steps=1, outer=1, sigma_max=0.0, sigma_min=0.0, alpha=1.0, nu=0.0,
-                 lam=float("inf"))
+                 lam=float("inf"), ensemble=1)
     with torch.no_grad():
         assert torch.allclose(r.restore_tensor(y), prior.denoise(y, 0.1).clamp(0, 1), atol=1e-5)
+
+
+def test_explicit_twin_starts_from_the_preset_solver_settings():
+    from pnp_rgm.presets import preset_for
+
+    preset = preset_for("sr4").settings
+    r = Restorer("sr4", tiny_mmse_prior(), alpha=1.0)
+    assert r.config.steps == preset["steps"] > 0 and r.config.sigma_max == preset["sigma_max"]
+    assert r.config.alpha == 1.0  # explicit settings win
+    assert Restorer("denoise", tiny_mmse_prior(), sigma=0.1).config.ensemble == preset_for("denoise").settings["ensemble"]
+    assert Restorer("sr4", tiny_prior()).config == RGMDRSConfig()  # an RGM generator: the reference's levels
 
 
 @pytest.mark.parametrize("task, obs_shape", [("sr4", (3, 8, 6)), ("colorize", (1, 24, 20)), ("deblur-uniform", (3, 24, 20))])
@@ -163,7 +174,7 @@ def test_self_ensemble_averages_the_eight_orientations():
                 d = torch.rot90(d, -k, (-2, -1))
                 ref = ref + (torch.flip(d, (-1,)) if f else d) / 8
     assert torch.allclose(out, ref.clamp(0, 1), atol=1e-5)
-    assert not torch.allclose(out, Restorer("denoise", prior, sigma=0.2, **kw).restore_tensor(y), atol=1e-4)
+    assert not torch.allclose(out, Restorer("denoise", prior, sigma=0.2, ensemble=1, **kw).restore_tensor(y), atol=1e-4)
     with pytest.raises(TaskError, match="ensemble"):
         RGMDRSConfig(ensemble=3)
 
