@@ -121,11 +121,18 @@ def _simulate(img: np.ndarray, task: str, sigma: float, seed: int, mask: np.ndar
 
 @click.command()
 def priors():
-    """List the bundled priors (pass a name to `restore --prior`)."""
-    from pnp_rgm.priors import available_priors
+    """List the bundled priors (pass a name to `restore --prior`) and the tasks whose preset uses each."""
+    from pnp_rgm.presets import load_presets
+    from pnp_rgm.priors import available_priors, prior_title
 
     names = available_priors()
     if not names:
         click.echo("no bundled priors in this installation; train one with `pnp-rgm train` and pass its folder to --prior")
+    uses: dict[str, list[str]] = {}
+    for task, preset in load_presets().items():
+        if task != "default":
+            uses.setdefault(preset.prior, []).append(task)
+    width = max((len(n) for n in names), default=0)
     for name in names:
-        click.echo(name)
+        tasks = ", ".join(uses.get(name, [])) or "none"
+        click.echo(f"{name:<{width}}  {prior_title(name)}  (preset of: {tasks})")

@@ -41,7 +41,7 @@ import torch
 
 from pnp_rgm.errors import CheckpointError, ConfigError, PnpRgmError, ShapeError
 
-__all__ = ["Prior", "load_prior", "save_prior", "available_priors"]
+__all__ = ["Prior", "load_prior", "save_prior", "available_priors", "prior_title"]
 
 PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
 
@@ -67,6 +67,13 @@ def available_priors() -> list[str]:
             if (sub / "model.safetensors").is_file() and (sub / "config.yaml").is_file():
                 names.add(sub.name)
     return sorted(names)
+
+
+def prior_title(name: str) -> str:
+    """A bundled prior's one-line description: the title of its model card (after the name)."""
+    card = _resolve(name) / "model_card.md"
+    first = card.read_text(encoding="utf-8").splitlines()[0] if card.is_file() else ""
+    return first.lstrip("# ").split(" — ", 1)[-1].strip() if first else ""
 
 
 class Prior:

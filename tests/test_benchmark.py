@@ -120,3 +120,16 @@ def test_bad_solver_setting_fails_before_writing(data, tmp_path):
         run_benchmark("sr2", data, tmp_path / "out", ["rgm-drs"], prior=tiny_mmse_prior(), settings={"foo": 1},
                       progress=False)
     assert not (tmp_path / "out").exists()
+
+
+def test_rgm_drs_sr_runs_the_bundled_sr_prior_with_the_preset(data, tmp_path):
+    """rgm-drs-sr = the SR-process prior under the task preset's solver settings; data-consistent."""
+    from pnp_rgm.presets import preset_for
+
+    run_benchmark("sr2", data, tmp_path / "out", ["rgm-drs-sr", "bicubic"], progress=False, limit=1)
+    rows = {r["method"]: r for r in read_rows(tmp_path / "out" / "results.csv")}
+    assert int(rows["rgm-drs-sr"]["nfe"]) == preset_for("sr2").settings["steps"]
+    assert float(rows["rgm-drs-sr"]["psnr"]) > float(rows["bicubic"]["psnr"])
+    with pytest.raises(TaskError, match="unknown setting"):
+        run_benchmark("sr2", data, tmp_path / "bad", ["rgm-drs-sr"], settings={"foo": 1}, progress=False)
+    assert not (tmp_path / "bad").exists()

@@ -204,3 +204,5 @@ def test_restore_with_a_checkpoint_folder(photos, tmp_path, capsys):
 def test_priors_command_lists_or_explains(capsys):
     rc, out, _ = run(capsys, "priors")
     assert rc == 0 and out.strip()
+    line = next(ln for ln in out.splitlines() if ln.startswith("mmse-color "))
+    assert "MMSE twin" in line and "preset of:" in line and "denoise" in line

@@ -25,13 +25,18 @@ def test_explicit_settings_override_the_preset(tmp_path):
     assert Restorer("sr4", "tv", iters=3).settings["iters"] == 3
 
 
-def test_every_task_defaults_to_the_bundled_prior():
-    from pnp_rgm.priors import available_priors
+def test_every_task_defaults_to_a_bundled_prior():
+    from pnp_rgm.priors import available_priors, load_prior
 
     presets = load_presets()
-    assert "mmse-color" in available_priors()
-    for task in ("sr2", "sr4", "sr8", "sr4-bicubic", "colorize", "denoise", "inpaint", "deblur-gauss", "deblur-uniform"):
-        assert preset_for(task, presets).prior == "mmse-color"
+    expect = {"sr2": "mmse-sr", "sr4": "mmse-sr", "sr8": "mmse-sr", "sr4-bicubic": "mmse-sr", "colorize": "mmse-gray",
+              "denoise": "mmse-color", "inpaint": "mmse-color", "deblur-gauss": "mmse-color",
+              "deblur-uniform": "mmse-color", "sr3": "mmse-color"}
+    assert {preset_for(task, presets).prior for task in expect} <= set(available_priors())
+    assert {task: preset_for(task, presets).prior for task in expect} == expect
+    for name in set(expect.values()):  # every bundled prior loads, with its card
+        prior = load_prior(name)
+        assert prior.kind == "mmse" and prior.channels == 3 and (prior.path / "model_card.md").is_file()
 
 
 @pytest.mark.parametrize("text, msg", [
