@@ -57,13 +57,13 @@ def main(argv=None) -> int:
         run_benchmark(task, a.data, a.out / task, methods, sigma=sigma, limit=a.limit, crop=a.crop, prior="mmse-color")
         rows[task] = read_rows(a.out / task / "results.csv")
     crop = f"centre crops ≤ {a.crop}px" if a.crop else "whole images"
+    t4 = [t for t in ("sr4", "sr8", "denoise") if t in rows]
+    t9 = [t for t in ("colorize", "sr4", "sr8") if t in rows]
     lines = [f"Data: {a.data.name} ({crop}), mean PSNR (dB) / SSIM (generator calls per image).", "",
              "Table 4 — prior trained on the noising process (D) or on the multiscale SR process (SR):", "",
-             "| prior | " + " | ".join(t for t in ("sr4", "sr8", "denoise") if t in rows) + " |",
-             "|---|" + "---|" * sum(t in rows for t in ("sr4", "sr8", "denoise"))]
+             "| prior | " + " | ".join(t4) + " |", "|---|" + "---|" * len(t4)]
     for name, method in (("D: mmse-color (rgm-drs)", "rgm-drs"), ("SR: mmse-sr (rgm-drs-sr)", "rgm-drs-sr")):
-        lines.append(f"| {name} | " + " | ".join(cell(rows[t], method) for t in ("sr4", "sr8", "denoise") if t in rows) + " |")
-    t9 = [t for t in ("colorize", "sr4", "sr8") if t in rows]
+        lines.append(f"| {name} | " + " | ".join(cell(rows[t], method) for t in t4) + " |")
     lines += ["", "Table 9 — RGM-DRS against DDRM with the same network (mmse-color):", "",
               "| method | " + " | ".join(t9) + " |", "|---|" + "---|" * len(t9)]
     for name, method in (("RGM-DRS", "rgm-drs"), ("DDRM (20 steps, η 0.85, η_b 1)", "ddrm"),

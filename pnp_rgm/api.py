@@ -83,9 +83,9 @@ class Restorer:
                  max_pixels: int = 1024 * 1024, tile: int = 256, overlap: int = 32, **settings: Any) -> None:
         from pnp_rgm.presets import preset_for
 
+        preset = preset_for(task)
         explicit = prior is not None
         if not explicit:  # the task's preset (pnp_rgm/presets.yaml); explicit settings win
-            preset = preset_for(task)
             prior, settings = preset.prior, {**preset.settings, **settings}
         sigma = float(sigma)
         if not 0.0 <= sigma <= 1.0:
@@ -120,7 +120,6 @@ class Restorer:
             self.prior = prior if isinstance(prior, Prior) else load_prior(prior)
             self.prior.to(self.device)
             self.method = "rgm"
-            preset = preset_for(task)
             if explicit and self.prior.kind == "mmse" and preset.prior not in BASELINES:
                 # a σ-conditioned twin runs the preset's tuned solver settings (RGM generators: the reference's)
                 solver = {f.name for f in fields(RGMDRSConfig)}

@@ -76,10 +76,9 @@ SR_PRIOR = "mmse-sr"  #: the bundled prior trained on the multiscale (block-aver
 
 @lru_cache(maxsize=4)
 def _bundled(name: str):
-    from pnp_rgm.priors import available_priors, load_prior
+    """A bundled prior, loaded once per process (load_prior names the bundled ones if it is missing)."""
+    from pnp_rgm.priors import load_prior
 
-    if name not in available_priors():
-        raise TaskError(f"bundled prior {name!r} not found; bundled: {', '.join(available_priors()) or 'none'}")
     return load_prior(name)
 
 
@@ -286,14 +285,11 @@ def run_benchmark(task: str, data: Path, out: Path, methods: list[str], sigma: f
         from pnp_rgm.priors import load_prior
 
         prior = load_prior(prior)
-    if "rgm-drs" in methods:  # reject bad --set values before anything is written
-        from pnp_rgm.api import Restorer
+    for m in ("rgm-drs", "rgm-drs-sr"):  # reject bad --set values before anything is written
+        if m in methods:
+            from pnp_rgm.api import Restorer
 
-        Restorer(task, prior, sigma=sigma, **(settings or {}))
-    if "rgm-drs-sr" in methods:
-        from pnp_rgm.api import Restorer
-
-        Restorer(task, _bundled(SR_PRIOR), sigma=sigma, **(settings or {}))
+            Restorer(task, prior if m == "rgm-drs" else _bundled(SR_PRIOR), sigma=sigma, **(settings or {}))
     files = list_images(data, limit)
     out.mkdir(parents=True, exist_ok=True)
     csv_path = out / "results.csv"

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from pnp_rgm.nets.unet import edm_coefficients
+from pnp_rgm.processes import BlockAverage
 from pnp_rgm.sampling import restore_step
 
 __all__ = ["RGMObjective", "MMSEObjective", "make_objective", "mmd2", "dswd", "needs_discriminator"]
@@ -183,6 +184,9 @@ class RGMObjective:
         return loss, logs
 
 
+_BLOCK_AVERAGE = BlockAverage("torch")
+
+
 def degrade_inputs(x0: torch.Tensor, levels=(0,), gray_prob: float = 0.0) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(A x0, degraded) for the degraded-input MMSE twins: each (B, C, H, W) sample is 2^m x 2^m
     block-averaged and nearest-upsampled back (m drawn uniformly from ``levels``, 0 = unchanged),
@@ -198,8 +202,7 @@ def degrade_inputs(x0: torch.Tensor, levels=(0,), gray_prob: float = 0.0) -> tup
     for level in m.unique().tolist():
         if level:
             sel = (m == level).nonzero().flatten().to(x0.device)
-            f = 2 ** level
-            out[sel] = F.interpolate(F.avg_pool2d(x0[sel], f), scale_factor=f, mode="nearest")
+            out[sel] = _BLOCK_AVERAGE(x0[sel], level)
     if bool(gray.any()):
         sel = gray.nonzero().flatten().to(x0.device)
         out[sel] = out[sel].mean(dim=1, keepdim=True).expand_as(out[sel])

@@ -262,15 +262,10 @@ class RunConfig:
             raise ConfigError("model.kind: 'mmse' needs objective.kind: mmse")
         if self.objective.sampling == "posterior" and self.process.kind != "noise":
             raise ConfigError("objective.sampling: 'posterior' (Algorithm 1) needs process.kind: noise")
-        if self.process.kind == "multiscale":
-            levels = _ms_levels(self.process)
-            mult = max(self.model.multiple, 2 ** levels)
-            if self.data.crop % mult:
-                raise ConfigError(f"data.crop: must be a multiple of {mult} for this model/process, got {self.data.crop}")
-        else:
-            mult = max(self.model.multiple, 2 ** max(self.objective.block_levels))
-            if self.data.crop % mult:
-                raise ConfigError(f"data.crop: must be a multiple of {mult} for this model/objective, got {self.data.crop}")
+        levels = _ms_levels(self.process) if self.process.kind == "multiscale" else 0  # block averaging
+        mult = max(self.model.multiple, 2 ** max(levels, *self.objective.block_levels))
+        if self.data.crop % mult:
+            raise ConfigError(f"data.crop: must be a multiple of {mult} for this model/process, got {self.data.crop}")
 
 
 def _ms_levels(p: ProcessConfig) -> int:
