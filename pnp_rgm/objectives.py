@@ -209,6 +209,9 @@ def degrade_inputs(x0: torch.Tensor, levels=(0,), gray_prob: float = 0.0) -> tup
     return out, (m > 0) | gray
 
 
+_LOG_EPS = 1e-8  # keeps log finite for an exact sample; far below any reachable error
+
+
 class MMSEObjective:
     """MSE-only objective for the MMSE twin (``model.kind: mmse``)."""
 
@@ -241,7 +244,12 @@ class MMSEObjective:
             x0_hat = restore_step(G, self.process, x_k, k, None).float()
         err = (x0_hat - x0).pow(2)
         mse = err.mean().detach()
-        loss = 0.5 * (err * weight).mean() if weight is not None else 0.5 * err.mean()
+        if weight is not None:
+            err = err * weight
+        if self.cfg.loss == "log":  # mean over samples of log(sample MSE): what mean PSNR rewards
+            loss = 0.5 * torch.log(err.flatten(1).mean(1) + _LOG_EPS).mean()
+        else:
+            loss = 0.5 * err.mean()
         return loss, {"mse": mse, "loss_g": loss.detach()}
 
 

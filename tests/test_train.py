@@ -364,3 +364,25 @@ def test_degraded_inputs_config_errors():
         load_run_config({"objective": {"block_levels": [0, 1]}})  # an RGM objective
     with pytest.raises(Exception, match="degraded_sigma_min"):
         load_run_config({**base, "objective": {**base["objective"], "degraded_sigma_min": 2.0}})
+
+
+def test_log_loss_is_mean_log_of_sample_errors():
+    """loss: log averages log(per-sample MSE) (mean PSNR's counterpart); mse the plain mean."""
+    from pnp_rgm.objectives import make_objective
+    from pnp_rgm.processes import make_process
+
+    base = {"model": {"kind": "mmse"}, "objective": {"kind": "mmse", "prior": "none", "sigma_max": 0.4}}
+    x0 = torch.rand(4, 3, 8, 8) * 2 - 1
+    hat = x0 + torch.tensor([1e-3, 1e-2, 1e-1, 1.0]).view(4, 1, 1, 1)  # a fixed error per sample
+
+    def loss(kind):
+        cfg = load_run_config({**base, "objective": {**base["objective"], "loss": kind}})
+        obj = make_objective(cfg.objective, make_process(cfg.process), "none")
+        return obj.g_loss(lambda x, s, z: hat, None, x0)[0]
+
+    assert torch.allclose(loss("mse"), 0.5 * torch.tensor([1e-6, 1e-4, 1e-2, 1.0]).mean(), rtol=1e-5)
+    assert torch.allclose(loss("log"), 0.5 * torch.log(torch.tensor([1e-6, 1e-4, 1e-2, 1.0]) + 1e-8).mean(), rtol=1e-5)
+    with pytest.raises(Exception, match="objective.loss: expected one of 'mse', 'log'"):
+        load_run_config({**base, "objective": {**base["objective"], "loss": "l1"}})
+    with pytest.raises(Exception, match="loss: 'log' is for MMSE twins"):
+        load_run_config({"objective": {"loss": "log"}})

@@ -126,7 +126,13 @@ class ObjectiveConfig:
     fraction of the samples is replaced by its channel mean (decolorization), for colorization.
     Degraded samples draw their noise level from [max(sigma_min, degraded_sigma_min), sigma_max]:
     a degraded input is far from x0 even without noise, and the σ-preconditioned output could not
-    reach x0 from it at tiny σ."""
+    reach x0 from it at tiny σ.
+
+    ``loss`` (``mmse`` only): ``mse`` averages the squared error over the batch; ``log`` averages
+    the log of each sample's mean squared error, the training counterpart of mean PSNR over images.
+    Under ``mse`` a few large errors dominate and a blind colorizer paints every gray sky the
+    average blue; under ``log`` a near-gray scene, whose gray image already scores high, costs as
+    much per dB as a colourful one, so the twin learns to keep uncertain colours muted."""
 
     kind: Literal["map", "mmse"] = "map"
     prior: Literal["kld", "mmd", "dswd", "none"] = "kld"
@@ -149,8 +155,11 @@ class ObjectiveConfig:
     block_levels: tuple[int, ...] = (0,)
     gray_prob: float = 0.0
     degraded_sigma_min: float = 0.02
+    loss: Literal["mse", "log"] = "mse"
 
     def __post_init__(self) -> None:
+        if self.loss == "log" and self.kind != "mmse":
+            raise ConfigError("loss: 'log' is for MMSE twins (kind: mmse); RGM objectives use their own terms")
         if not self.block_levels or any(not 0 <= int(m) <= 6 for m in self.block_levels):
             raise ConfigError(f"block_levels: need block-averaging levels in 0..6, got {list(self.block_levels)}")
         if not 0.0 <= self.gray_prob <= 1.0:
