@@ -100,6 +100,15 @@ def _run_restorer(op, y, ctx, prior, **settings):
     return r.restore_tensor(y, known_pixels(op)), r.config.calls if r.method == "rgm" else 0
 
 
+def trained_sigma_max(prior) -> float:
+    """The largest noise level ([0, 1] units, at most 1) the prior was trained to denoise: a sampler
+    started above it would feed the network inputs it never saw."""
+    obj = prior.config.objective
+    if prior.kind == "mmse" and obj.continuous:
+        return min(1.0, obj.sigma_max)
+    return min(1.0, float(prior.noise_levels().max()))
+
+
 def _peer(name):
     def run(op, y, ctx):
         from pnp_rgm import peers
@@ -107,7 +116,9 @@ def _peer(name):
         if ctx.prior is None:
             raise TaskError(f"method {name!r} needs a σ-conditioned denoiser prior (an MMSE twin: --prior NAME|PATH)")
         fn = {"dpir-hqs": peers.dpir_hqs, "ddrm": peers.ddrm, "diffpir": peers.diffpir}[name]
-        kw = {} if name == "dpir-hqs" else {"generator": torch.Generator().manual_seed(ctx.seed)}
+        kw = {}
+        if name != "dpir-hqs":  # the samplers start at the top of the prior's trained noise range
+            kw = {"generator": torch.Generator().manual_seed(ctx.seed), "sigma_max": trained_sigma_max(ctx.prior)}
         x, nfe = fn(op, y, lambda x, s: ctx.prior.denoise(x.float(), s).to(x.dtype), ctx.sigma, **kw)
         return x.clamp(0, 1), nfe
 

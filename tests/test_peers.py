@@ -87,3 +87,22 @@ def test_bm3d_methods_or_a_clear_message(tmp_path):
     run_benchmark("denoise", d, tmp_path / "o", ["bm3d", "tv"], sigma=0.1, progress=False)
     rows = {r["method"]: float(r["psnr"]) for r in read_rows(tmp_path / "o" / "results.csv")}
     assert rows["bm3d"] > 24.0
+
+
+def test_samplers_start_at_the_top_of_the_priors_trained_range(monkeypatch):
+    """ddrm/diffpir in the benchmark start at the prior's trained sigma_max, not at 1."""
+    from pnp_rgm.operators import make_operator
+    from tiny import tiny_mmse_prior, tiny_prior
+
+    from pnp_rgm import benchmark, peers
+
+    twin = tiny_mmse_prior()
+    assert benchmark.trained_sigma_max(twin) == min(1.0, twin.config.objective.sigma_max)
+    rgm = tiny_prior()
+    assert benchmark.trained_sigma_max(rgm) == pytest.approx(min(1.0, float(rgm.noise_levels().max())))
+    seen = {}
+    monkeypatch.setattr(peers, "ddrm", lambda op, y, d, s, **kw: (seen.update(kw), (op.pinv(y), 1))[1])
+    ctx = type("Ctx", (), {"prior": twin, "seed": 0, "sigma": 0.0})()
+    op = make_operator("sr2", (3, 8, 8))
+    benchmark._peer("ddrm")(op, op.forward(torch.rand(1, 3, 8, 8, dtype=torch.float64)), ctx)
+    assert seen["sigma_max"] == twin.config.objective.sigma_max
