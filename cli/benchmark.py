@@ -16,7 +16,7 @@ import click
 @click.option("--limit", type=int, default=0, show_default=True, help="Use the first N images (0 = all).")
 @click.option("--crop", type=int, default=256, show_default=True, help="Centre crop size in pixels (0 = none).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the observation noise and masks.")
-@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="Solver setting for rgm-drs and rgm-drs-sr, over the preset's (repeatable).")
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="Operator parameter of the simulated degradation, for every method (inpaint: missing=0.5 or box=center; deblur: width, size), or a solver setting for rgm-drs and rgm-drs-sr over the preset's. Repeatable.")
 def benchmark(task, data, out, methods, prior, sigma, limit, crop, seed, settings):
     """Run METHODS on simulated observations of the images in DIR; resumable (finished rows are skipped)."""
     from ._common import parse_settings

@@ -41,11 +41,11 @@ from .library import (
     gaussian_kernel,
     uniform_kernel,
 )
-from .masks import box_mask, mask_from_image, random_mask
+from .masks import box_mask, fill_missing, mask_from_image, random_mask
 
 __all__ = [
     "SVDOperator", "Identity", "BlockAverage", "Colorize", "Inpaint", "Separable", "MatrixOperator",
-    "make_operator", "observe", "TASK_NAMES", "random_mask", "box_mask", "mask_from_image",
+    "make_operator", "observe", "TASK_NAMES", "random_mask", "box_mask", "mask_from_image", "fill_missing",
     "conv_matrix", "gaussian_kernel", "uniform_kernel", "bicubic_down_matrix",
 ]
 

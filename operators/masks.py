@@ -46,3 +46,28 @@ def mask_from_image(img: np.ndarray) -> np.ndarray:
             raise TaskError("mask image has differing colour channels; use a grayscale or black/white image")
         img = img[..., 0]
     return img > 0.5
+
+
+def fill_missing(x: "torch.Tensor", known: "torch.Tensor") -> "torch.Tensor":
+    """Fill the missing pixels of ``x`` (B, C, H, W) from the known ones (``known``: (H, W) or
+    broadcastable, 1 = known) by push-pull: mask-weighted 2× averages down to a level with no
+    hole, then bilinear upsampling back, each level keeping what it knows. Known pixels are
+    returned unchanged; a hole gets a smooth blend of the pixels around it at the scale of the hole.
+    Linear in ``x``; O(HW)."""
+    import torch
+    import torch.nn.functional as F
+
+    m = torch.as_tensor(known, dtype=x.dtype, device=x.device)
+    m = m.reshape((1, 1) + tuple(m.shape[-2:])) if m.dim() <= 2 else m
+    if not bool((m > 0).any()):
+        raise TaskError("fill_missing: no known pixel to fill from")
+
+    def level(v: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        if bool((k > 0).all()) or min(v.shape[-2:]) <= 1:
+            return v
+        s = F.avg_pool2d(v * k, 2, ceil_mode=True)
+        c = F.avg_pool2d(k.expand_as(v[:, :1]), 2, ceil_mode=True)
+        coarse = level(s / c.clamp_min(1e-12), (c > 0).to(v.dtype))
+        return k * v + (1 - k) * F.interpolate(coarse, size=v.shape[-2:], mode="bilinear", align_corners=False)
+
+    return level(x, m)

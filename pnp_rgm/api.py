@@ -18,7 +18,8 @@ import torch
 from pnp_rgm.errors import ShapeError, TaskError
 from pnp_rgm.pnp import RGMDRSConfig, rgm_prior_step
 from pnp_rgm.solvers import drs
-from pnp_rgm.tasks import BASELINES, OPERATOR_KEYS, clean_shape, make_task_operator, restore_baseline, sr_factor
+from pnp_rgm.operators import fill_missing
+from pnp_rgm.tasks import BASELINES, OPERATOR_KEYS, clean_shape, known_pixels, make_task_operator, restore_baseline, sr_factor
 from pnp_rgm.tiling import TileSpec, restore_tiled
 
 ArrayOrTensor = Union[np.ndarray, torch.Tensor]
@@ -101,7 +102,9 @@ class Restorer:
         self.max_pixels = int(max_pixels)
         # validate the task name and its operator parameters once, on a tiny shape
         n = sr_factor(task) or 1
-        probe = {**self.op_params, **({"missing": 0.5} if task == "inpaint" else {})}
+        probe = dict(self.op_params)
+        if task == "inpaint":  # the mask given to restore() decides; missing/box only say how it was drawn
+            probe = {**{k: v for k, v in probe.items() if k not in ("missing", "box", "seed")}, "missing": 0.5}
         make_task_operator(task, (1 if task == "colorize" else 3, 2 * n, 2 * n), **probe)
         if isinstance(prior, str) and prior in BASELINES:
             self.prior, self.method = None, prior
@@ -138,8 +141,11 @@ class Restorer:
         step = rgm_prior_step(self.prior, self.config, gen, sigma_y=self.sigma)
         r = self.config.samples  # independent chains, batched, then averaged
         yr = y.repeat(r, *([1] * (y.dim() - 1))) if r > 1 else y
+        x0 = op.pinv(yr)
+        if self.task == "inpaint":  # start the holes from their surroundings, not from 0
+            x0 = fill_missing(x0, torch.from_numpy(known_pixels(op)))
         state = drs(op, yr, step, lam=self.config.data_weight(self.sigma), iters=self.config.iters,
-                    callback=callback)
+                    x0=x0, callback=callback)
         w = state.w.reshape(r, *y.shape[:1], *state.w.shape[1:]).mean(0) if r > 1 else state.w
         return w.clamp(0, 1)
 

@@ -31,7 +31,7 @@ from pnp_rgm.errors import TaskError
 from pnp_rgm.io import IMAGE_EXTENSIONS, image_files, image_to_tensor, read_image, write_image
 from pnp_rgm.metrics import lpips_available, psnr, ssim
 from pnp_rgm.operators import SVDOperator
-from pnp_rgm.tasks import known_pixels, restore_baseline, simulate_observation, sr_factor
+from pnp_rgm.tasks import OPERATOR_KEYS, known_pixels, make_task_operator, restore_baseline, simulate_observation, sr_factor
 
 FIELDS = ["method", "image", "psnr", "ssim", "lpips", "nfe", "seconds"]
 
@@ -45,6 +45,7 @@ class Context:
     seed: int
     prior: Any = None  #: a loaded Prior, for learned methods
     settings: dict = field(default_factory=dict)  #: solver settings for rgm-drs (``--set``)
+    op_params: dict = field(default_factory=dict)  #: operator parameters of the simulated degradation
 
 
 Method = Callable[[SVDOperator, torch.Tensor, Context], "tuple[torch.Tensor, int]"]
@@ -68,7 +69,7 @@ def _bicubic(op, y, ctx):
 def _rgm_drs(op, y, ctx):
     if ctx.prior is None:
         raise TaskError("method 'rgm-drs' needs a learned prior (--prior NAME|PATH)")
-    return _run_restorer(op, y, ctx, ctx.prior, **ctx.settings)
+    return _run_restorer(op, y, ctx, ctx.prior, **ctx.op_params, **ctx.settings)
 
 
 SR_PRIOR = "mmse-sr"  #: the bundled prior trained on the multiscale (block-averaging) process
@@ -84,12 +85,12 @@ def _bundled(name: str):
 
 def _rgm_drs_sr(op, y, ctx):
     """RGM-DRS with the SR-process prior (``mmse-sr``) and the task preset's solver settings."""
-    return _run_restorer(op, y, ctx, _bundled(SR_PRIOR), **ctx.settings)
+    return _run_restorer(op, y, ctx, _bundled(SR_PRIOR), **ctx.op_params, **ctx.settings)
 
 
 def _preset(op, y, ctx):
     """What ``pnp-rgm restore`` does by default: the task's shipped preset (prior and settings)."""
-    return _run_restorer(op, y, ctx, None)
+    return _run_restorer(op, y, ctx, None, **ctx.op_params)
 
 
 def _run_restorer(op, y, ctx, prior, **settings):
@@ -280,7 +281,13 @@ def run_benchmark(task: str, data: Path, out: Path, methods: list[str], sigma: f
     """Run ``methods`` on the images of ``data``; returns the summary Markdown (also written).
 
     Gray images in a colour set are restored as RGB images with equal channels (colorize skips
-    them, and RGB files whose channels are all equal); ``settings`` are solver settings for ``rgm-drs``."""
+    them, and RGB files whose channels are all equal). ``settings``: operator keys (``width``/``size``
+    of a blur, ``missing``/``box`` of inpaint) set the simulated degradation for every method; the
+    rest are solver settings for ``rgm-drs`` and ``rgm-drs-sr``."""
+    settings = dict(settings or {})
+    op_params = {k: settings.pop(k) for k in list(settings) if k in OPERATOR_KEYS}
+    if "seed" in op_params:
+        raise TaskError(f"seed={op_params['seed']}: the benchmark draws masks and noise from --seed (image i uses seed + i)")
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise TaskError(f"unknown method(s) {', '.join(unknown)}; valid: {', '.join(METHODS)}")
@@ -300,7 +307,9 @@ def run_benchmark(task: str, data: Path, out: Path, methods: list[str], sigma: f
         if m in methods:
             from pnp_rgm.api import Restorer
 
-            Restorer(task, prior if m == "rgm-drs" else _bundled(SR_PRIOR), sigma=sigma, **(settings or {}))
+            Restorer(task, prior if m == "rgm-drs" else _bundled(SR_PRIOR), sigma=sigma, **op_params, **settings)
+    if op_params:  # a bad operator parameter fails here, before anything is written
+        make_task_operator(task, (3, 64, 64), **op_params)
     files = list_images(data, limit)
     out.mkdir(parents=True, exist_ok=True)
     csv_path = out / "results.csv"
@@ -317,9 +326,9 @@ def run_benchmark(task: str, data: Path, out: Path, methods: list[str], sigma: f
         if img.shape[2] == 1 and (getattr(prior, "channels", 1) == 3 or "preset" in methods):
             img = np.repeat(img, 3, axis=2)
         x = image_to_tensor(img)
-        op, y = simulate_observation(task, x.double(), sigma, seed + i)
+        op, y = simulate_observation(task, x.double(), sigma, seed + i, **op_params)
         y = y.float()
-        ctx = Context(task, sigma, seed + i, prior, dict(settings or {}))
+        ctx = Context(task, sigma, seed + i, prior, settings, op_params)
         row_tiles = [F.interpolate(y, size=x.shape[-2:], mode="nearest").expand(-1, x.shape[1], -1, -1)
                      if y.shape[1] <= x.shape[1] else y]
         for m in methods:

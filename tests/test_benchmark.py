@@ -133,3 +133,26 @@ def test_rgm_drs_sr_runs_the_bundled_sr_prior_with_the_preset(data, tmp_path):
     with pytest.raises(TaskError, match="unknown setting"):
         run_benchmark("sr2", data, tmp_path / "bad", ["rgm-drs-sr"], settings={"foo": 1}, progress=False)
     assert not (tmp_path / "bad").exists()
+
+
+def test_operator_settings_change_the_simulated_degradation_for_every_method(data, tmp_path, monkeypatch):
+    """--set box=center: every method (the preset too) sees the centre-box inpainting operator."""
+    from pnp_rgm import benchmark
+    from pnp_rgm.operators import box_mask
+
+    seen = []
+
+    def spy(op, y, ctx):
+        seen.append((op.mask.all(dim=0).numpy(), dict(ctx.op_params)))
+        return op.pinv(y), 0
+
+    monkeypatch.setitem(benchmark.METHODS, "pinv", spy)
+    run_benchmark("inpaint", data, tmp_path / "box", ["pinv"], settings={"box": "center"}, progress=False)
+    assert len(seen) == 2 and all(p == {"box": "center"} for _, p in seen)
+    for known, _ in seen:
+        assert np.array_equal(known, box_mask(known.shape))  # same box as `degrade --set box=center`
+    with pytest.raises(TaskError, match="seed=3"):
+        run_benchmark("inpaint", data, tmp_path / "s", ["pinv"], settings={"seed": 3}, progress=False)
+    with pytest.raises(Exception, match="width"):
+        run_benchmark("deblur-gauss", data, tmp_path / "w", ["pinv"], settings={"width": -1}, progress=False)
+    assert not (tmp_path / "s").exists() and not (tmp_path / "w").exists()

@@ -223,3 +223,24 @@ def test_large_image_operators_are_fast_enough():
         op = make_operator(name, (3, 256, 192))
         y = op.forward(x)
         assert torch.allclose(op.forward(op.pinv(y)), y, atol=1e-4)
+
+
+def test_fill_missing_keeps_known_pixels_and_fills_holes_smoothly():
+    from pnp_rgm.errors import TaskError
+    from pnp_rgm.operators import box_mask, fill_missing, random_mask
+
+    torch.manual_seed(0)
+    for known in (box_mask((37, 30)), random_mask((37, 30), 0.7, seed=1)):
+        m = torch.from_numpy(known)
+        x = torch.rand(2, 3, 37, 30, dtype=torch.float64)
+        f = fill_missing(x * m, m)
+        assert torch.equal(f[..., m], x[..., m])  # known pixels untouched, whatever the holes held
+        assert torch.allclose(fill_missing(torch.full_like(x, 0.3) * m, m), torch.full_like(x, 0.3))  # constants exactly
+        lo, hi = x[..., m].amin(-1), x[..., m].amax(-1)  # a convex blend: inside the known range
+        assert bool((f[..., ~m] >= lo[..., None] - 1e-12).all() and (f[..., ~m] <= hi[..., None] + 1e-12).all())
+    ramp = torch.linspace(0, 1, 40, dtype=torch.float64).expand(1, 1, 40, 40)
+    m = torch.from_numpy(box_mask((40, 40)))
+    err = (fill_missing(ramp * m, m) - ramp).abs()[..., ~m]
+    assert err.max() < 0.15 and err.mean() < 0.05 < (ramp[..., ~m]).mean()  # a smooth image nearly recovered (0-fill: 0.5)
+    with pytest.raises(TaskError, match="no known pixel"):
+        fill_missing(ramp, torch.zeros(40, 40))
