@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 
 from pnp_rgm.errors import TaskError
 
@@ -48,17 +50,12 @@ def mask_from_image(img: np.ndarray) -> np.ndarray:
     return img > 0.5
 
 
-def fill_missing(x: "torch.Tensor", known: "torch.Tensor") -> "torch.Tensor":
-    """Fill the missing pixels of ``x`` (B, C, H, W) from the known ones (``known``: (H, W) or
-    broadcastable, 1 = known) by push-pull: mask-weighted 2× averages down to a level with no
-    hole, then bilinear upsampling back, each level keeping what it knows. Known pixels are
-    returned unchanged; a hole gets a smooth blend of the pixels around it at the scale of the hole.
-    Linear in ``x``; O(HW)."""
-    import torch
-    import torch.nn.functional as F
-
-    m = torch.as_tensor(known, dtype=x.dtype, device=x.device)
-    m = m.reshape((1, 1) + tuple(m.shape[-2:])) if m.dim() <= 2 else m
+def fill_missing(x: torch.Tensor, known) -> torch.Tensor:
+    """Fill the missing pixels of ``x`` (B, C, H, W) from the known ones (``known``: (H, W), 1 =
+    known) by push-pull: mask-weighted 2× averages down to a level with no hole, then bilinear
+    upsampling back, each level keeping what it knows. Known pixels are returned unchanged; a hole
+    gets a smooth blend of the pixels around it at the scale of the hole. Linear in ``x``; O(HW)."""
+    m = torch.as_tensor(known, dtype=x.dtype, device=x.device).reshape(1, 1, *x.shape[-2:])
     if not bool((m > 0).any()):
         raise TaskError("fill_missing: no known pixel to fill from")
 

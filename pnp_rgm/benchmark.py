@@ -31,7 +31,7 @@ from pnp_rgm.errors import TaskError
 from pnp_rgm.io import IMAGE_EXTENSIONS, image_files, image_to_tensor, read_image, write_image
 from pnp_rgm.metrics import lpips_available, psnr, ssim
 from pnp_rgm.operators import SVDOperator
-from pnp_rgm.tasks import OPERATOR_KEYS, known_pixels, make_task_operator, restore_baseline, simulate_observation, sr_factor
+from pnp_rgm.tasks import OPERATOR_KEYS, known_pixels, restore_baseline, simulate_observation, sr_factor
 
 FIELDS = ["method", "image", "psnr", "ssim", "lpips", "nfe", "seconds"]
 
@@ -308,14 +308,14 @@ def run_benchmark(task: str, data: Path, out: Path, methods: list[str], sigma: f
             from pnp_rgm.api import Restorer
 
             Restorer(task, prior if m == "rgm-drs" else _bundled(SR_PRIOR), sigma=sigma, **op_params, **settings)
-    if op_params:  # a bad operator parameter fails here, before anything is written
-        make_task_operator(task, (3, 64, 64), **op_params)
     files = list_images(data, limit)
+    n = sr_factor(task) or 1
+    if op_params and files:  # a bad operator parameter fails on the first image, before anything is written
+        simulate_observation(task, image_to_tensor(center_crop(read_image(files[0]), crop, n)), 0.0, seed, **op_params)
     out.mkdir(parents=True, exist_ok=True)
     csv_path = out / "results.csv"
     done = {(r["method"], r["image"]) for r in read_rows(csv_path)}
     use_lpips, why = lpips_available()
-    n = sr_factor(task) or 1
     tiles = []
     bar = tqdm(total=len(files) * len(methods), desc=f"benchmark {task}", unit="run", disable=not progress or None)
     for i, f in enumerate(files):

@@ -156,3 +156,9 @@ def test_operator_settings_change_the_simulated_degradation_for_every_method(dat
     with pytest.raises(Exception, match="width"):
         run_benchmark("deblur-gauss", data, tmp_path / "w", ["pinv"], settings={"width": -1}, progress=False)
     assert not (tmp_path / "s").exists() and not (tmp_path / "w").exists()
+    # an explicit box is checked against the real (first) image, not a stand-in shape
+    run_benchmark("inpaint", data, tmp_path / "b2", ["pinv"], settings={"box": [2, 2, 20, 20]}, progress=False)
+    assert len(read_rows(tmp_path / "b2" / "results.csv")) == 2
+    with pytest.raises(TaskError, match="40x36 image"):
+        run_benchmark("inpaint", data, tmp_path / "b3", ["pinv"], settings={"box": [0, 0, 50, 50]}, progress=False)
+    assert not (tmp_path / "b3").exists()
