@@ -151,6 +151,14 @@ class SVDOperator(ABC):
         """``max(M, N) * eps(dtype)``, the default of ``torch.linalg.pinv`` / NumPy's ``matrix_rank``."""
         return max(self.in_numel, self.out_numel) * torch.finfo(dtype).eps
 
+    def resolved(self, s: torch.Tensor, rcond: float | None = None, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """Mask of the singular values treated as non-zero: ``s > rcond * max(s)`` (``rcond=None``:
+        :meth:`default_rcond` of the data's ``dtype``, by default ``s``'s)."""
+        rcond = self.default_rcond(dtype or s.dtype) if rcond is None else float(rcond)
+        if not rcond >= 0:
+            raise TaskError(f"rcond must be >= 0, got {rcond}")
+        return s > rcond * s.max()
+
     def pinv(self, y: torch.Tensor, rcond: float | None = None) -> torch.Tensor:
         """Moore–Penrose pseudo-inverse ``A^+ y = V diag(1/s) U^T y``.
 
@@ -160,21 +168,20 @@ class SVDOperator(ABC):
         """
         self._check(y, self.out_shape, "y")
         s = self.singulars(y)
-        rcond = self.default_rcond(y.dtype) if rcond is None else float(rcond)
-        if not rcond >= 0:
-            raise TaskError(f"rcond must be >= 0, got {rcond}")
-        keep = s > rcond * s.max()
+        keep = self.resolved(s, rcond, y.dtype)
         inv = torch.where(keep, 1.0 / torch.where(keep, s, torch.ones_like(s)), torch.zeros_like(s))
         return self.V(self._pad(self.Ut(y)[:, : self.rank] * inv, self.in_numel))
 
-    def prox_l2(self, v: torch.Tensor, y: torch.Tensor, gamma: GammaLike) -> torch.Tensor:
+    def prox_l2(self, v: torch.Tensor, y: torch.Tensor, gamma: GammaLike, rcond: float | None = None) -> torch.Tensor:
         """Exact proximal map of the data term ``f(x) = ½‖Ax − y‖²``.
 
         Returns ``argmin_x ½‖Ax − y‖² + ‖x − v‖² / (2·gamma)``
         ``= V diag(1 / (1 + gamma s²)) V^T (v + gamma A^T y)``, computed coefficient-wise in the
         spectral domain. ``gamma`` is a positive scalar or one value per batch item;
-        ``gamma = inf`` gives the projection of ``v`` onto ``{x : A x = A A^+ y}`` (coefficients
-        with ``s = 0`` are kept from ``v``).
+        ``gamma = inf`` gives the projection of ``v`` onto ``{x : A x = A A^+ y}`` with the
+        same ``rcond`` as :meth:`pinv`: coefficients with ``s <= rcond * max(s)`` are kept from
+        ``v`` (dividing by a singular value at rounding level, e.g. a Gaussian blur's 1e-18, would
+        turn rounding error into the whole image).
         """
         self._check(v, self.in_shape, "v")
         self._check(y, self.out_shape, "y")
@@ -187,8 +194,8 @@ class SVDOperator(ABC):
         finite = torch.isfinite(g)
         g_fin = torch.where(finite, g, torch.zeros_like(g))
         prox = (head + g_fin * s * cy) / (1.0 + g_fin * s * s)
-        # gamma = inf: exact data consistency where s > 0, keep v's coefficient where s = 0
-        pos = s > 0
+        # gamma = inf: exact data consistency where s is resolvable, keep v's coefficient elsewhere
+        pos = self.resolved(s, rcond, v.dtype)
         proj = torch.where(pos, cy / torch.where(pos, s, torch.ones_like(s)), head)
         head = torch.where(finite, prox, proj)
         return self.V(torch.cat([head, cv[:, k:]], dim=1))

@@ -128,6 +128,27 @@ def test_prox_gamma_inf_is_consistent_projection(op_case, rng):
         assert np.abs((v - got) @ null).max() < 1e-8
 
 
+def test_prox_gamma_inf_uses_pinvs_rcond_on_an_ill_conditioned_blur():
+    """A 64x64 Gaussian blur has singular values down to ~1e-18: the projection keeps v's coefficients
+    below rcond (as pinv drops them) instead of dividing rounding error by them."""
+    op = make_operator("deblur-gauss", (1, 64, 64))
+    x = torch.rand(1, 1, 64, 64)
+    s = op.singulars(x)
+    assert float(s.min()) < 1e-10 * float(s.max())  # the case this test is about
+    y = op.forward(x)
+    v = x + 0.05 * torch.randn(1, 1, 64, 64, generator=torch.Generator().manual_seed(0))
+    got = op.prox_l2(v, y, float("inf"))
+    assert torch.isfinite(got).all() and float((got - x).abs().max()) < 1.0
+    keep = op.resolved(s, dtype=x.dtype)
+    assert bool(keep.any()) and not bool(keep.all())
+    cg, cv = op.Vt(got)[0, : op.rank], op.Vt(v)[0, : op.rank]
+    assert torch.allclose(cg[~keep], cv[~keep], atol=1e-5)  # unresolved: kept from v
+    ref = op.Vt(op.pinv(y))[0, : op.rank]
+    assert rel_err(cg[keep].numpy(), ref[keep].numpy()) < 1e-4  # resolved: A+y's coefficients
+    with pytest.raises(TaskError, match="rcond"):
+        op.prox_l2(v, y, float("inf"), rcond=-1.0)
+
+
 def test_float32_and_batch(op_case):
     op, ref, dense = op_case
     x = torch.rand(4, *op.in_shape, dtype=torch.float32)

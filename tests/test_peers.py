@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from pnp_rgm import peers
 from pnp_rgm.peers import ddrm, diffpir, dpir_hqs, geometric
 
 
@@ -106,3 +107,42 @@ def test_samplers_start_at_the_top_of_the_priors_trained_range(monkeypatch):
     op = make_operator("sr2", (3, 8, 8))
     benchmark._peer("ddrm")(op, op.forward(torch.rand(1, 3, 8, 8, dtype=torch.float64)), ctx)
     assert seen["sigma_max"] == twin.config.objective.sigma_max
+
+
+def test_diffpir_for_denoising_starts_from_the_observation():
+    """sigma_max = sigma_y: the observation's own noise is the start's noise, no fresh noise on top."""
+    from pnp_rgm.operators import make_operator
+
+    op = make_operator("denoise", (3, 8, 8))
+    y = torch.rand(1, 3, 8, 8)
+    calls = []
+
+    def oracle(x, s):
+        calls.append((x.clone(), s))
+        return x
+
+    peers.diffpir(op, y, oracle, 0.1, steps=3, sigma_max=0.1, zeta=0.0, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(calls[0][0], y) and calls[0][1] == pytest.approx(0.1)
+    calls.clear()
+    peers.diffpir(op, y, oracle, 0.1, steps=3, sigma_max=0.5, generator=torch.Generator().manual_seed(0))
+    assert float((calls[0][0] - y).std()) == pytest.approx((0.5 ** 2 - 0.1 ** 2) ** 0.5, rel=0.3)
+
+
+def test_benchmark_diffpir_settings_per_task(monkeypatch):
+    """The benchmark runs DiffPIR with the tuned zeta of each task, and from y when denoising."""
+    from pnp_rgm.operators import make_operator
+    from tiny import tiny_mmse_prior
+
+    from pnp_rgm import benchmark
+
+    seen = {}
+    monkeypatch.setattr(peers, "diffpir", lambda op, y, d, s, **kw: (seen.update(kw), (op.pinv(y), 1))[1])
+    twin = tiny_mmse_prior()
+    for task, sigma in (("denoise", 0.1), ("sr2", 0.0)):
+        ctx = type("Ctx", (), {"prior": twin, "seed": 0, "sigma": sigma, "task": task})()
+        op = make_operator(task, (3, 8, 8))
+        benchmark._peer("diffpir")(op, op.forward(torch.rand(1, 3, 8, 8)), ctx)
+        if task == "denoise":
+            assert seen["sigma_max"] == pytest.approx(0.1) and seen["zeta"] == 0.0
+        else:
+            assert seen["sigma_max"] == benchmark.trained_sigma_max(twin) and seen["zeta"] == 1.0
