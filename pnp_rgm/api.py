@@ -18,8 +18,8 @@ import torch
 from pnp_rgm.errors import ShapeError, TaskError
 from pnp_rgm.pnp import RGMDRSConfig, rgm_prior_step
 from pnp_rgm.solvers import drs
-from pnp_rgm.operators import fill_missing
-from pnp_rgm.tasks import BASELINES, OPERATOR_KEYS, clean_shape, known_pixels, make_task_operator, restore_baseline, sr_factor
+from pnp_rgm.tasks import (BASELINES, OPERATOR_KEYS, clean_shape, initial_estimate, known_pixels, make_task_operator,
+                           restore_baseline, sr_factor)
 from pnp_rgm.tiling import TileSpec, restore_tiled
 
 ArrayOrTensor = Union[np.ndarray, torch.Tensor]
@@ -141,9 +141,7 @@ class Restorer:
         step = rgm_prior_step(self.prior, self.config, gen, sigma_y=self.sigma)
         r = self.config.samples  # independent chains, batched, then averaged
         yr = y.repeat(r, *([1] * (y.dim() - 1))) if r > 1 else y
-        x0 = op.pinv(yr)
-        if self.task == "inpaint":  # start the holes from their surroundings, not from 0
-            x0 = fill_missing(x0, torch.from_numpy(known_pixels(op)))
+        x0 = initial_estimate(op, yr)  # A+y; an inpaint hole starts from its surroundings, not from 0
         state = drs(op, yr, step, lam=self.config.data_weight(self.sigma), iters=self.config.iters,
                     x0=x0, callback=callback)
         w = state.w.reshape(r, *y.shape[:1], *state.w.shape[1:]).mean(0) if r > 1 else state.w

@@ -31,7 +31,7 @@ from pnp_rgm.errors import TaskError
 from pnp_rgm.io import IMAGE_EXTENSIONS, image_files, image_to_tensor, read_image, write_image
 from pnp_rgm.metrics import lpips_available, psnr, ssim
 from pnp_rgm.operators import SVDOperator
-from pnp_rgm.tasks import OPERATOR_KEYS, known_pixels, restore_baseline, simulate_observation, sr_factor
+from pnp_rgm.tasks import OPERATOR_KEYS, initial_estimate, known_pixels, restore_baseline, simulate_observation, sr_factor
 
 FIELDS = ["method", "image", "psnr", "ssim", "lpips", "nfe", "seconds"]
 
@@ -125,9 +125,9 @@ def _peer(name):
         if ctx.prior is None:
             raise TaskError(f"method {name!r} needs a σ-conditioned denoiser prior (an MMSE twin: --prior NAME|PATH)")
         fn = {"dpir-hqs": peers.dpir_hqs, "ddrm": peers.ddrm, "diffpir": peers.diffpir}[name]
-        kw = {}
+        kw = {"x0": initial_estimate(op, y)}  # the presets' start: inpaint holes filled, not black
         if name != "dpir-hqs":  # the samplers start at the top of the prior's trained noise range
-            kw = {"generator": torch.Generator().manual_seed(ctx.seed), "sigma_max": trained_sigma_max(ctx.prior)}
+            kw.update(generator=torch.Generator().manual_seed(ctx.seed), sigma_max=trained_sigma_max(ctx.prior))
         if name == "diffpir":
             kw["zeta"] = DIFFPIR_ZETA.get(ctx.task, DIFFPIR_ZETA_DEFAULT)
             if ctx.task == "denoise":  # y is already the state at level σ_y: start there

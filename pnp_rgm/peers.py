@@ -32,12 +32,12 @@ def geometric(start: float, stop: float, n: int) -> list[float]:
 
 
 def dpir_hqs(op: SVDOperator, y: torch.Tensor, denoise: Denoiser, sigma_y: float, *, iters: int = 8,
-             sigma_max: float = 49 / 255, lam: float = 0.23) -> tuple[torch.Tensor, int]:
+             sigma_max: float = 49 / 255, lam: float = 0.23, x0: torch.Tensor | None = None) -> tuple[torch.Tensor, int]:
     """DPIR: ``x_k = argmin ½‖Ax − y‖² + (λσ_y²/(2σ_k²))‖x − z_{k−1}‖²`` (exact prox), ``z_k = D(x_k, σ_k)``,
-    σ_k geometric from ``sigma_max`` to ``max(σ_y, 1/255)``. Noiseless data: the data step is the
-    projection onto ``Ax = y``."""
+    σ_k geometric from ``sigma_max`` to ``max(σ_y, 1/255)``, ``z_0 = x0`` (default ``A⁺y``). Noiseless
+    data: the data step is the projection onto ``Ax = y``."""
     levels = geometric(sigma_max, max(sigma_y, 1 / 255), iters)
-    z = op.pinv(y)
+    z = op.pinv(y) if x0 is None else x0
     for s in levels:
         gamma = float("inf") if sigma_y == 0 else s * s / (lam * sigma_y * sigma_y)
         x = op.prox_l2(z, y, gamma)
@@ -47,13 +47,16 @@ def dpir_hqs(op: SVDOperator, y: torch.Tensor, denoise: Denoiser, sigma_y: float
 
 def ddrm(op: SVDOperator, y: torch.Tensor, denoise: Denoiser, sigma_y: float, *, steps: int = 20,
          sigma_max: float = 1.0, sigma_min: float = 0.002, eta: float = 0.85, eta_b: float = 1.0,
-         generator: torch.Generator | None = None) -> tuple[torch.Tensor, int]:
+         generator: torch.Generator | None = None, x0: torch.Tensor | None = None) -> tuple[torch.Tensor, int]:
     """DDRM sampling in the spectral domain of ``op`` (Kawar et al. 2022, Eq. 7–8, VE form).
 
     With ``y_bar = Σ⁺Uᵀy`` and coefficients ``x̄ = Vᵀx``: null-space coefficients follow DDIM with
     η; observed ones with ``σ_{t−1} < σ_y/s`` are pulled towards ``y_bar``; the others are set
     from ``(1 − η_b)x̄₀ + η_b ȳ`` plus the missing noise. With ``σ_y = 0`` and ``η_b = 1`` the
-    result satisfies ``A x = y`` exactly on ``s > 0``.
+    result satisfies ``A x = y`` exactly on the resolved singular values. The null-space start is
+    ``Vᵀx0 + σ_T ε``: with ``x0 = None`` its mean is 0, right for a start at pure noise (σ_T ≫ 1);
+    a start lower in the prior's range needs a guess of the null space there (e.g. inpainting's
+    filled holes, :func:`pnp_rgm.tasks.initial_estimate`).
     """
     levels = geometric(sigma_max, sigma_min, steps) + [0.0]
     k = op.rank
@@ -69,6 +72,9 @@ def ddrm(op: SVDOperator, y: torch.Tensor, denoise: Denoiser, sigma_y: float, *,
     # initialization at σ_T
     st = levels[0]
     c = randn(torch.empty(y.shape[0], op.in_numel, dtype=y.dtype, device=y.device)) * st
+    if x0 is not None:  # null-space mean from x0 (coefficients past the rank, and unresolved ones)
+        null = torch.cat([~pos.expand(c.shape[0], k), torch.ones_like(c[:, k:], dtype=torch.bool)], dim=1)
+        c = c + torch.where(null, op.Vt(x0), torch.zeros_like(c))
     head = torch.where(pos, y_bar + torch.sqrt((st * st - ny * ny).clamp_min(0)) * c[:, :k] / st, c[:, :k])
     c = torch.cat([head, c[:, k:]], dim=1)
     nfe = 0
@@ -90,15 +96,15 @@ def ddrm(op: SVDOperator, y: torch.Tensor, denoise: Denoiser, sigma_y: float, *,
 
 def diffpir(op: SVDOperator, y: torch.Tensor, denoise: Denoiser, sigma_y: float, *, steps: int = 20,
             sigma_max: float = 1.0, sigma_min: float = 0.002, lam: float = 7.0, zeta: float = 0.3,
-            generator: torch.Generator | None = None) -> tuple[torch.Tensor, int]:
+            generator: torch.Generator | None = None, x0: torch.Tensor | None = None) -> tuple[torch.Tensor, int]:
     """DiffPIR (VE form): ``x̂₀ = D(x_t, σ_t)``; data step ``x̂₀ ← prox(x̂₀, y, γ_t)`` with
     ``γ_t = σ_t²/(λσ_y²)`` (projection when ``σ_y = 0``); ``x_{t−1} = x̂₀ + σ_{t−1}(√(1−ζ)·ε̂ + √ζ·ε)``
-    with ``ε̂ = (x_t − x̂₀)/σ_t``. The start is ``x_T = A⁺y + √(σ_max² − σ_y²)·ε``: the observation's
+    with ``ε̂ = (x_t − x̂₀)/σ_t``. The start is ``x_T = x0 + √(σ_max² − σ_y²)·ε`` (``x0`` default A⁺y): the observation's
     own noise counts towards σ_max, so for denoising ``sigma_max = σ_y`` starts from ``y`` itself, the
     state the sampler would reach at that level (adding σ_max of fresh noise on top of a noisy
     ``y`` left 24.4 dB where this start gives 28–29 on CBSD432 crops at σ = 25/255)."""
     levels = geometric(sigma_max, sigma_min, steps) + [0.0]
-    x0 = op.pinv(y)
+    x0 = op.pinv(y) if x0 is None else x0
     noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device="cpu").to(x0.device)
     x = x0 + math.sqrt(max(levels[0] ** 2 - sigma_y ** 2, 0.0)) * noise
     nfe = 0

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from pnp_rgm.errors import ShapeError, TaskError
-from pnp_rgm.operators import Inpaint, SVDOperator, make_operator, observe
+from pnp_rgm.operators import Inpaint, SVDOperator, fill_missing, make_operator, observe
 from pnp_rgm.solvers import DRSState, drs, tv_prior_step
 
 #: task names accepted by ``restore``/``degrade`` (srN stands for any integer factor >= 2)
@@ -106,7 +106,7 @@ def restore_baseline(op: SVDOperator, y: torch.Tensor, method: str = "tv", sigma
     if method != "tv":
         raise TaskError(f"unknown prior-free method {method!r}; valid: {', '.join(BASELINES)}")
     cfg = TVConfig.for_task(op.name, sigma, **settings)
-    x0 = op.pinv(y, rcond=cfg.init_rcond)
+    x0 = initial_estimate(op, y, rcond=cfg.init_rcond)
     state: DRSState = drs(op, y, tv_prior_step(cfg.tv_weight), lam=cfg.lam, iters=cfg.iters, x0=x0,
                           callback=callback)
     return state.w.clamp(0, 1)
@@ -127,6 +127,15 @@ def known_pixels(op: SVDOperator) -> np.ndarray | None:
     """The ``(H, W)`` boolean mask of pixels an inpaint operator observes in every channel (the
     ``mask`` argument of :class:`~pnp_rgm.api.Restorer`); ``None`` for every other operator."""
     return op.mask.all(dim=0).numpy() if isinstance(op, Inpaint) else None
+
+
+def initial_estimate(op: SVDOperator, y: torch.Tensor, rcond: float | None = None) -> torch.Tensor:
+    """Where every iterative method starts: ``A⁺y``, with an inpaint operator's holes filled from the
+    known pixels around them (:func:`~pnp_rgm.operators.fill_missing`) instead of left at 0. The
+    presets, the TV baseline and the peers' samplers in the benchmark all start here."""
+    x0 = op.pinv(y, rcond=rcond)
+    known = known_pixels(op)
+    return fill_missing(x0, torch.from_numpy(known)) if known is not None and not known.all() else x0
 
 
 def simulate_observation(task: str, x: torch.Tensor, sigma: float = 0.0, seed: int = 0,

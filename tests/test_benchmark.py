@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 import skimage.data
 from skimage.transform import resize
 
@@ -162,3 +163,23 @@ def test_operator_settings_change_the_simulated_degradation_for_every_method(dat
     with pytest.raises(TaskError, match="40x36 image"):
         run_benchmark("inpaint", data, tmp_path / "b3", ["pinv"], settings={"box": [0, 0, 50, 50]}, progress=False)
     assert not (tmp_path / "b3").exists()
+
+
+def test_peers_get_the_presets_start(monkeypatch):
+    """Every peer starts where the presets start: inpaint holes filled from their surroundings."""
+    from pnp_rgm.operators import make_operator
+    from tiny import tiny_mmse_prior
+
+    from pnp_rgm import benchmark, peers
+    from pnp_rgm.tasks import initial_estimate
+
+    seen = {}
+    for name in ("ddrm", "dpir_hqs", "diffpir"):
+        monkeypatch.setattr(peers, name, lambda op, y, d, s, _n=name, **kw: (seen.update({_n: kw}), (op.pinv(y), 1))[1])
+    ctx = type("Ctx", (), {"prior": tiny_mmse_prior(), "seed": 0, "sigma": 0.0, "task": "inpaint"})()
+    op = make_operator("inpaint", (3, 8, 8), missing=0.5, seed=0)
+    y = op.forward(torch.rand(1, 3, 8, 8))
+    for m in ("ddrm", "dpir-hqs", "diffpir"):
+        benchmark._peer(m)(op, y, ctx)
+    for kw in seen.values():
+        assert torch.equal(kw["x0"], initial_estimate(op, y))

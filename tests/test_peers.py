@@ -146,3 +146,28 @@ def test_benchmark_diffpir_settings_per_task(monkeypatch):
             assert seen["sigma_max"] == pytest.approx(0.1) and seen["zeta"] == 0.0
         else:
             assert seen["sigma_max"] == benchmark.trained_sigma_max(twin) and seen["zeta"] == 1.0
+
+
+@pytest.mark.parametrize("method", [ddrm, dpir_hqs, diffpir])
+def test_peers_start_from_x0(method):
+    """x0 replaces A+y as the start: with a tiny sigma_max the first denoiser input is x0 itself
+    (here inpainting's filled holes, which agree with y on the known pixels)."""
+    from pnp_rgm.operators import make_operator
+    from pnp_rgm.tasks import initial_estimate, known_pixels
+
+    op = make_operator("inpaint", (3, 16, 16), missing=0.5, seed=1)
+    x = torch.rand(1, 3, 16, 16)
+    y = op.forward(x)
+    x0 = initial_estimate(op, y)
+    assert not torch.allclose(x0, op.pinv(y))  # holes filled, not 0
+    assert torch.equal(x0[..., torch.from_numpy(known_pixels(op))], op.pinv(y)[..., torch.from_numpy(known_pixels(op))])
+    first = []
+
+    def record(z, s):
+        first.append(z.clone())
+        return z
+
+    kw = {"sigma_max": 1e-6} if method is dpir_hqs else {"sigma_max": 1e-6, "sigma_min": 1e-7,
+                                                          "generator": torch.Generator().manual_seed(0)}
+    method(op, y, record, 0.0, x0=x0, **kw)
+    assert float((first[0] - x0).abs().max()) < 1e-4
