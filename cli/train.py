@@ -14,8 +14,11 @@ from ._common import parse_settings
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint (same step count and optimizer state).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a config value, e.g. --set data.batch_size=8 --set train.precision=fp32. Repeatable.")
+@click.option("--corrupt", is_flag=True,
+              help="--data holds clean images: corrupt each once on loading as the config's corruption section says "
+                   "(for experiments with priors learned from corrupted data only).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def train(config, data_dir, out_dir, steps, resume, overrides, quiet):
+def train(config, data_dir, out_dir, steps, resume, overrides, corrupt, quiet):
     """Train a prior from CONFIG (a YAML file or a shipped config name such as rgm-kld-d-cpu).
 
     Writes DIR/config.yaml, log.jsonl, samples/*.png and checkpoint/ (the prior; load it with
@@ -35,6 +38,10 @@ def train(config, data_dir, out_dir, steps, resume, overrides, quiet):
     cfg = load_run_config(config)
     if overrides:
         cfg = replace_config(cfg, parse_settings(overrides))
+    if corrupt:
+        if cfg.corruption.operator == "none":
+            raise ConfigError("--corrupt: the config has no corruption to simulate (set corruption.operator)")
+        cfg = replace_config(cfg, {"corruption.simulate": True})
     summary = run_train(cfg, data_dir, out_dir, steps=steps, resume=resume, progress=not quiet)
     if summary and summary.get("rank", 0) == 0:
         click.echo(f"step {summary['step']}: checkpoint in {summary['checkpoint']} "

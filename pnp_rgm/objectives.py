@@ -26,7 +26,7 @@ from pnp_rgm.nets.unet import edm_coefficients
 from pnp_rgm.processes import BlockAverage
 from pnp_rgm.sampling import restore_step
 
-__all__ = ["RGMObjective", "MMSEObjective", "make_objective", "mmd2", "dswd", "needs_discriminator"]
+__all__ = ["RGMObjective", "MMSEObjective", "AmbientNoiseObjective", "make_objective", "mmd2", "dswd", "needs_discriminator"]
 
 
 def needs_discriminator(cfg) -> bool:
@@ -253,6 +253,55 @@ class MMSEObjective:
         return loss, {"mse": mse, "loss_g": loss.detach()}
 
 
-def make_objective(cfg, process, precond: str = "none"):
-    """The trainer's objective; ``precond`` is the model's output parameterization (MMSE twins)."""
+class AmbientNoiseObjective:
+    """A clean-data denoiser learned from noisy data only (``objective.kind: ambient`` with the
+    ``denoise`` corruption). The batch is y = x + σ_n n; x itself is never seen.
+
+    With x_t = y + √(σ_t² − σ_n²) ε (so x_t = x + σ_t·noise) Tweedie's formula holds for x and for y:
+    E[x|x_t] = x_t + σ_t² ∇log p_t(x_t) and E[y|x_t] = x_t + (σ_t² − σ_n²) ∇log p_t(x_t), hence
+    E[y|x_t] = c E[x|x_t] + (1 − c) x_t with c = 1 − σ_n²/σ_t². Regressing c D(x_t) + (1 − c) x_t on
+    y is therefore minimized by D = E[x|x_t], the denoiser of clean data, at every σ_t > σ_n (the
+    Ambient-Tweedie target; Daras et al. 2024). Below σ_n there is nothing to learn from: such inputs
+    are noisier than the data. EDM weighting 1/c_out² as the MMSE twin; the factor c is left in, so
+    levels near σ_n, where the target is mostly noise, count less."""
+
+    has_d = False
+
+    def __init__(self, cfg, process, precond: str = "none", sigma_n: float = 0.0) -> None:
+        if not sigma_n > 0:
+            raise ValueError(f"sigma_n: the ambient noise objective needs the data's noise level > 0, got {sigma_n}")
+        self.cfg, self.process, self.precond = cfg, process, precond
+        self.s_n = 2 * float(sigma_n)  # [-1, 1] units
+        self.lo = math.log(max(2 * cfg.sigma_min, self.s_n))
+        self.hi = math.log(2 * cfg.sigma_max)
+
+    def inputs(self, y: torch.Tensor, logs_: torch.Tensor) -> torch.Tensor:
+        """x_t = y + √(σ_t² − σ_n²) ε for per-sample log σ_t (network units)."""
+        extra = (torch.exp(2 * logs_) - self.s_n ** 2).clamp_min(0).sqrt()
+        return y + extra.view((-1,) + (1,) * (y.dim() - 1)) * torch.randn_like(y)
+
+    def target_mix(self, logs_: torch.Tensor) -> torch.Tensor:
+        """c = 1 − σ_n²/σ_t² per sample."""
+        return 1 - self.s_n ** 2 / torch.exp(2 * logs_)
+
+    def g_loss(self, G, D, y: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        b = y.shape[0]
+        shape = (b,) + (1,) * (y.dim() - 1)
+        logs_ = torch.rand(b, device=y.device) * (self.hi - self.lo) + self.lo
+        x_t = self.inputs(y, logs_)
+        d = G(x_t, logs_, None).float()
+        c = self.target_mix(logs_).view(shape)
+        err = (c * d + (1 - c) * x_t - y).pow(2)
+        mse_y = err.mean().detach()
+        if self.precond == "edm":
+            err = err * edm_coefficients(torch.exp(logs_))[1].pow(-2).view(shape)
+        loss = 0.5 * err.mean()
+        return loss, {"mse_y": mse_y, "loss_g": loss.detach()}
+
+
+def make_objective(cfg, process, precond: str = "none", corruption=None):
+    """The trainer's objective; ``precond`` is the model's output parameterization (MMSE twins);
+    ``corruption`` (a CorruptionConfig) describes the data of an ``ambient`` objective."""
+    if cfg.kind == "ambient":
+        return AmbientNoiseObjective(cfg, process, precond, corruption.sigma_n if corruption is not None else 0.0)
     return MMSEObjective(cfg, process, precond) if cfg.kind == "mmse" else RGMObjective(cfg, process)

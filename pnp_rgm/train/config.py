@@ -128,13 +128,18 @@ class ObjectiveConfig:
     a degraded input is far from x0 even without noise, and the σ-preconditioned output could not
     reach x0 from it at tiny σ.
 
+    kind ``ambient``: a denoiser trained on corrupted data only (see :class:`CorruptionConfig`);
+    ``denoise`` corruption (y = x + σ_n n): inputs x_t = y + √(σ_t² − σ_n²) ε at σ_t log-uniform in
+    [max(sigma_min, σ_n), sigma_max], and the loss ½|c D(x_t) + (1 − c) x_t − y|², c = 1 − σ_n²/σ_t²,
+    whose minimizer D is the clean-data denoiser E[x | x_t] (Tweedie for x and for y).
+
     ``loss`` (``mmse`` only): ``mse`` averages the squared error over the batch; ``log`` averages
     the log of each sample's mean squared error, the training counterpart of mean PSNR over images.
     Under ``mse`` a few large errors dominate and a blind colorizer paints every gray sky the
     average blue; under ``log`` a near-gray scene, whose gray image already scores high, costs as
     much per dB as a colourful one, so the twin learns to keep uncertain colours muted."""
 
-    kind: Literal["map", "mmse"] = "map"
+    kind: Literal["map", "mmse", "ambient"] = "map"
     prior: Literal["kld", "mmd", "dswd", "none"] = "kld"
     sampling: Literal["prior", "posterior"] = "prior"
     lambda_fid: float = 0.05
@@ -256,6 +261,31 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class CorruptionConfig:
+    """How the training images are corrupted, for priors learned without clean data.
+
+    ``operator``: ``none`` (clean data) or ``denoise`` (y = x + σ_n·n, white Gaussian noise of std
+    ``sigma_n`` in [0, 1] units). The images under ``--data`` are taken as already corrupted; with
+    ``simulate`` (the ``--corrupt`` flag of ``pnp-rgm train``) they are clean and each is corrupted
+    once on loading, with noise fixed by ``seed`` and the image's index, so every epoch sees the
+    same corrupted set, as a user without clean data would have it. Simulated noise is not clipped
+    to [0, 1]; noisy files saved as 8-bit images are (and so no longer have zero-mean noise)."""
+
+    operator: Literal["none", "denoise"] = "none"
+    sigma_n: float = 0.0
+    simulate: bool = False
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.operator not in ("none", "denoise"):
+            raise ConfigError(f"operator: must be 'none' or 'denoise', got {self.operator!r}")
+        if self.operator == "denoise" and not 0 < self.sigma_n < 1:
+            raise ConfigError(f"sigma_n: the denoise corruption needs 0 < sigma_n < 1, got {self.sigma_n}")
+        if self.operator == "none" and (self.sigma_n or self.simulate):
+            raise ConfigError("sigma_n/simulate: need a corruption operator (operator: denoise)")
+
+
+@dataclass(frozen=True)
 class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     process: ProcessConfig = field(default_factory=ProcessConfig)
@@ -263,10 +293,19 @@ class RunConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    corruption: CorruptionConfig = field(default_factory=CorruptionConfig)
 
     def __post_init__(self) -> None:
-        if self.objective.kind == "mmse" and self.model.kind != "mmse":
-            raise ConfigError("objective.kind: 'mmse' needs model.kind: mmse")
+        if self.objective.kind in ("mmse", "ambient") and self.model.kind != "mmse":
+            raise ConfigError(f"objective.kind: {self.objective.kind!r} needs model.kind: mmse")
+        if self.objective.kind == "ambient":
+            if self.corruption.operator == "none":
+                raise ConfigError("objective.kind: 'ambient' learns from corrupted data: set corruption.operator")
+            if not self.objective.continuous:
+                raise ConfigError("objective.kind: 'ambient' needs objective.continuous: true")
+            if self.objective.sigma_max <= self.corruption.sigma_n:
+                raise ConfigError(f"objective.sigma_max: must exceed corruption.sigma_n ({self.corruption.sigma_n}), "
+                                  f"got {self.objective.sigma_max}")
         if self.objective.kind == "map" and self.model.kind != "rgm":
             raise ConfigError("model.kind: 'mmse' needs objective.kind: mmse")
         if self.objective.sampling == "posterior" and self.process.kind != "noise":

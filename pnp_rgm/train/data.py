@@ -37,12 +37,16 @@ class ImageFolder(Dataset):
 
     Gray images are repeated to 3 channels for colour models and colour images are converted to
     luma for gray models; images smaller than the crop are reflect-padded. ``cache`` keeps decoded
-    images in RAM as uint8."""
+    images in RAM as uint8.
+
+    ``noise_sigma > 0`` simulates a noisy dataset from clean images: image ``i`` gets Gaussian noise of
+    that std drawn from ``(noise_seed, i)``, the same at every load (not clipped; cached as float32)."""
 
     def __init__(self, root, crop: int, channels: int = 3, hflip: bool = True, vflip: bool = False,
-                 cache: bool = False) -> None:
+                 cache: bool = False, noise_sigma: float = 0.0, noise_seed: int = 0) -> None:
         self.files = list_images(root)
         self.crop, self.channels, self.hflip, self.vflip = crop, channels, hflip, vflip
+        self.noise_sigma, self.noise_seed = float(noise_sigma), int(noise_seed)
         self.cache: Optional[dict[int, np.ndarray]] = {} if cache else None
 
     def __len__(self) -> int:
@@ -50,7 +54,8 @@ class ImageFolder(Dataset):
 
     def _image(self, i: int) -> np.ndarray:
         if self.cache is not None and i in self.cache:
-            return self.cache[i].astype(np.float32) / 255.0
+            img = self.cache[i]
+            return img if img.dtype == np.float32 else img.astype(np.float32) / 255.0
         img = _read(self.files[i])
         if img.ndim == 2:
             img = img[:, :, None]
@@ -58,8 +63,11 @@ class ImageFolder(Dataset):
             img = np.repeat(img, 3, axis=2)
         elif self.channels == 1 and img.shape[2] == 3:
             img = (img @ np.array([0.299, 0.587, 0.114], np.float32))[:, :, None]
+        if self.noise_sigma > 0:
+            rng = np.random.default_rng([self.noise_seed, i])
+            img = (img + self.noise_sigma * rng.standard_normal(img.shape)).astype(np.float32)
         if self.cache is not None:
-            self.cache[i] = np.round(img * 255).astype(np.uint8)
+            self.cache[i] = img if self.noise_sigma > 0 else np.round(img * 255).astype(np.uint8)
         return img
 
     def __getitem__(self, i: int) -> torch.Tensor:

@@ -92,7 +92,7 @@ def build_components(cfg: RunConfig, info: D_.DistInfo) -> Components:
     dev = info.device
     torch.manual_seed(cfg.train.seed)  # identical init on every rank (DDP also broadcasts)
     process = make_process(cfg.process)
-    objective = make_objective(cfg.objective, process, cfg.model.precond)
+    objective = make_objective(cfg.objective, process, cfg.model.precond, cfg.corruption)
     mf = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
     G = Generator(cfg.model)
     if cfg.train.init_from:
@@ -230,6 +230,13 @@ def _hardware(info: D_.DistInfo) -> str:
     return f"{info.world} x {name}"
 
 
+def _corruption_text(c) -> str:
+    if c.operator == "none":
+        return "none (clean training images)"
+    how = f"simulated on loading from clean images (seed {c.seed})" if c.simulate else "the images as given"
+    return f"{c.operator}, sigma_n {c.sigma_n:g}: {how}; no clean image was used"
+
+
 def _card(cfg: RunConfig, step: int, wall: float, data_dir: str, n_images: int, hw: str, metrics: dict,
           n_params: int) -> str:
     m = "\n".join(f"| {k} | {v:.4g} |" for k, v in sorted(metrics.items())) or "| (none) | |"
@@ -244,6 +251,7 @@ A {'Restoration-based Generative Model (RGM) generator' if cfg.model.kind == 'rg
 | model | {cfg.model.kind}, {n_params:,} parameters, width {cfg.model.base_width}, mult {list(cfg.model.channel_mult)} |
 | process | {proc} |
 | objective | {cfg.objective.kind}, prior {cfg.objective.prior}, sampling {cfg.objective.sampling}, lambda_fid {cfg.objective.lambda_fid} |
+| corruption | {_corruption_text(cfg.corruption)} |
 | data | `{data_dir}` ({n_images} images, {cfg.data.crop}x{cfg.data.crop} crops, channels {cfg.model.channels}) |
 | steps | {step} (batch {cfg.data.batch_size} per process) |
 | hardware | {hw} |
@@ -327,8 +335,9 @@ def train(cfg: RunConfig, data_dir, out_dir, steps: Optional[int] = None, resume
         if steps is not None:
             cfg = replace(cfg, train=replace(cfg.train, steps=int(steps)))
         total = cfg.train.steps
+        cor = cfg.corruption
         dataset = ImageFolder(data_dir, cfg.data.crop, cfg.model.channels, cfg.data.hflip, cfg.data.vflip,
-                              cfg.data.cache)
+                              cfg.data.cache, noise_sigma=cor.sigma_n if cor.simulate else 0.0, noise_seed=cor.seed)
         c = build_components(cfg, info)
         start, wall0 = 0, 0.0
         if resume and have_ckpt:
