@@ -392,7 +392,7 @@ def train(cfg: RunConfig, data_dir, out_dir, steps: Optional[int] = None, resume
                     if bar is not None:
                         bar.update(1)
                         if step % 10 == 0 or step == total:
-                            bar.set_postfix({k: f"{avg[k]:.3g}" for k in ("loss_d", "loss_g", "fid", "mse") if k in avg})
+                            bar.set_postfix({k: f"{avg[k]:.3g}" for k in ("loss_d", "loss_g", "fid", "mse", "mse_y") if k in avg})
                     if step % cfg.train.log_every == 0 or step == total:
                         dt = time.time() - t_log
                         rec = {"step": step, "images_per_s": n_log * cfg.data.batch_size * info.world / max(dt, 1e-9),
