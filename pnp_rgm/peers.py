@@ -99,10 +99,11 @@ def diffpir(op: SVDOperator, y: torch.Tensor, denoise: Denoiser, sigma_y: float,
             generator: torch.Generator | None = None, x0: torch.Tensor | None = None) -> tuple[torch.Tensor, int]:
     """DiffPIR (VE form): ``x̂₀ = D(x_t, σ_t)``; data step ``x̂₀ ← prox(x̂₀, y, γ_t)`` with
     ``γ_t = σ_t²/(λσ_y²)`` (projection when ``σ_y = 0``); ``x_{t−1} = x̂₀ + σ_{t−1}(√(1−ζ)·ε̂ + √ζ·ε)``
-    with ``ε̂ = (x_t − x̂₀)/σ_t``. The start is ``x_T = x0 + √(σ_max² − σ_y²)·ε`` (``x0`` default A⁺y): the observation's
-    own noise counts towards σ_max, so for denoising ``sigma_max = σ_y`` starts from ``y`` itself, the
-    state the sampler would reach at that level (adding σ_max of fresh noise on top of a noisy
-    ``y`` left 24.4 dB where this start gives 28–29 on CBSD432 crops at σ = 25/255)."""
+    with ``ε̂ = (x_t − x̂₀)/σ_t``. The start is ``x_T = x0 + √(σ_max² − σ_y²)·ε`` (``x0`` default
+    A⁺y): the observation's own noise counts towards σ_max, so for denoising ``sigma_max = σ_y``
+    starts from ``y`` itself, the state the sampler would reach at that level (adding σ_max of fresh
+    noise on top of a noisy ``y`` left 24.4 dB where this start gives 28–29 on CBSD432 crops at
+    σ = 25/255)."""
     levels = geometric(sigma_max, sigma_min, steps) + [0.0]
     x0 = op.pinv(y) if x0 is None else x0
     noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device="cpu").to(x0.device)
