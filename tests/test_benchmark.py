@@ -183,3 +183,26 @@ def test_peers_get_the_presets_start(monkeypatch):
         benchmark._peer(m)(op, y, ctx)
     for kw in seen.values():
         assert torch.equal(kw["x0"], initial_estimate(op, y))
+
+
+def test_preset_loads_its_network_once(monkeypatch):
+    """The preset method's seconds time the restoration, not a network load per image, and its output
+    is what the API's default Restorer gives."""
+    import pnp_rgm.priors as priors
+    from pnp_rgm import benchmark
+    from pnp_rgm.api import Restorer
+    from pnp_rgm.tasks import simulate_observation
+
+    loads = []
+    real = priors.load_prior
+    monkeypatch.setattr(priors, "load_prior", lambda *a, **k: (loads.append(a), real(*a, **k))[1])
+    benchmark._bundled.cache_clear()
+    x = torch.rand(1, 3, 32, 32, dtype=torch.float64)
+    op, y = simulate_observation("sr4", x, 0.0, 0)
+    ctx = benchmark.Context("sr4", 0.0, 0, None, {}, {})
+    a, n = benchmark._preset(op, y.float(), ctx)
+    b, _ = benchmark._preset(op, y.float(), ctx)
+    assert len(loads) == 1 and n == 8 and torch.equal(a, b)
+    monkeypatch.setattr(priors, "load_prior", real)
+    assert torch.equal(a, Restorer("sr4", max_pixels=1 << 40).restore_tensor(y.float()))
+    benchmark._bundled.cache_clear()
