@@ -142,7 +142,7 @@ def test_cli_train_corrupt(tmp_path, capsys):
     saved = load_run_config(tmp_path / "run" / "config.yaml")
     assert saved.corruption.simulate and saved.corruption.sigma_n == SIGMA_N
     card = (tmp_path / "run" / "checkpoint" / "model_card.md").read_text()
-    assert "denoise, sigma_n 0.2: simulated" in card and "no clean image" in card
+    assert "denoise, sigma_n 0.2: simulated" in card and "no clean image" in card and "corrupted images only" in card
     prior = load_prior(tmp_path / "run" / "checkpoint")
     assert prior.denoise(torch.rand(1, 3, 16, 16), 0.3).shape == (1, 3, 16, 16)
     capsys.readouterr()

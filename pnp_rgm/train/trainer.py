@@ -230,6 +230,14 @@ def _hardware(info: D_.DistInfo) -> str:
     return f"{info.world} x {name}"
 
 
+def _what(cfg: RunConfig) -> str:
+    if cfg.model.kind == "rgm":
+        return "A Restoration-based Generative Model (RGM) generator"
+    if cfg.objective.kind == "ambient":
+        return "A denoiser of clean images learned from corrupted images only (ambient objective),"
+    return "An MMSE twin denoiser"
+
+
 def _corruption_text(c) -> str:
     if c.operator == "none":
         return "none (clean training images)"
@@ -244,7 +252,7 @@ def _card(cfg: RunConfig, step: int, wall: float, data_dir: str, n_images: int, 
     proc = f"{p.kind} (K={p.num_steps}, beta {p.beta_min}..{p.beta_max}" + (f", {p.variant})" if p.kind == "multiscale" else ")")
     return f"""# pnp-rgm prior: {cfg.train.name or 'unnamed'}
 
-A {'Restoration-based Generative Model (RGM) generator' if cfg.model.kind == 'rgm' else 'MMSE twin denoiser'} trained with pnp-rgm.
+{_what(cfg)} trained with pnp-rgm.
 
 | | |
 |---|---|
