@@ -121,7 +121,9 @@ def trained_sigma_max(prior) -> float:
 #: DiffPIR's ζ (the share of fresh noise when stepping down), per task, tuned like our presets on the
 #: first 6 CBSD432 images (128² crops, 20 calls). ζ = 0.3 / 0.6 / 1.0: sr4 25.21 / — / 26.36 dB,
 #: sr8 22.93 / 23.36 / 24.13, colorize 24.75 / 24.84 / 25.05, inpaint 14.32 / 16.25 / 24.43 (sr4 at
-#: ζ = 0: 24.48), deblur-gauss 26.75 / — / 27.81; denoise σ = 25/255 from y, ζ = 0 / 0.3 / 1.0: 29.13 / 28.18 / 27.31. λ = 7 is the paper's.
+#: ζ = 0: 24.48), deblur-gauss 26.75 / — / 27.81; denoise σ = 25/255 from y, ζ = 0 / 0.3 / 1.0:
+#: 29.13 / 28.18 / 27.31. λ = 7 is the paper's. (inpaint was tuned from black holes; from filled
+#: ones, centre box: ζ = 0.3 23.73, ζ = 1.0 24.14.)
 DIFFPIR_ZETA = {"denoise": 0.0}
 DIFFPIR_ZETA_DEFAULT = 1.0
 
