@@ -61,8 +61,8 @@ def main(argv=None) -> int:
     print(f"threads: {torch.get_num_threads()}; fp32 matmul throughput {peak:.1f} GFLOP/s (2048² sgemm, best of 5)\n")
     img = skimage.data.astronaut()[:a.size, 128:128 + a.size] / 255.0
     x = torch.from_numpy(img.transpose(2, 0, 1).copy()).float()[None]
-    print(f"| task | prior | calls | GFLOP / call | floor s | measured s | in generator s | outside s | "
-          f"achieved GFLOP/s in generator |")
+    print("| task | prior | calls | GFLOP / call | floor s | measured s | in generator s | outside s | "
+          "achieved GFLOP/s in generator |")
     print("|---|---|---|---|---|---|---|---|---|")
     tops = {}
     for task in a.tasks.split(","):

@@ -18,7 +18,7 @@ import torch
 from pnp_rgm.errors import ShapeError, TaskError
 from pnp_rgm.pnp import RGMDRSConfig, rgm_prior_step
 from pnp_rgm.solvers import drs
-from pnp_rgm.tasks import (BASELINES, OPERATOR_KEYS, clean_shape, initial_estimate, known_pixels, make_task_operator,
+from pnp_rgm.tasks import (BASELINES, OPERATOR_KEYS, clean_shape, initial_estimate, make_task_operator,
                            restore_baseline, sr_factor)
 from pnp_rgm.tiling import TileSpec, restore_tiled
 
