@@ -8,7 +8,8 @@ from ._common import parse_settings
 
 @click.command()
 @click.argument("config", metavar="CONFIG")
-@click.option("--data", "data_dir", required=True, metavar="DIR", help="Folder of training images (PNG/JPEG/BMP/TIFF, searched recursively).")
+@click.option("--data", "data_dir", default=None, metavar="DIR",
+              help="Folder of training images (PNG/JPEG/BMP/TIFF, searched recursively); not read by the data-free rsd objective.")
 @click.option("--out", "out_dir", required=True, metavar="DIR", help="Run folder: config.yaml, log.jsonl, samples/, checkpoint/.")
 @click.option("--steps", type=int, default=None, help="Total training steps (overrides train.steps).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint (same step count and optimizer state).")
@@ -25,6 +26,9 @@ def train(config, data_dir, out_dir, steps, resume, overrides, corrupt, quiet):
     pnp_rgm.priors.load_prior or `pnp-rgm sample`). On --resume the run's saved config is used
     (only --steps may change it).
 
+    Distillation (objective.kind: rsd) needs no --data: it distills the objective.teacher checkpoint
+    into a one-step generator (sample it with `pnp-rgm sample`).
+
     Multi-GPU / multi-node: run the same command under torchrun (batch_size is per process):
     torchrun --nproc_per_node 4 --no-python pnp-rgm train CONFIG --data DIR --out DIR
     """
@@ -38,6 +42,8 @@ def train(config, data_dir, out_dir, steps, resume, overrides, corrupt, quiet):
     cfg = load_run_config(config)
     if overrides:
         cfg = replace_config(cfg, parse_settings(overrides))
+    if data_dir is None and cfg.objective.kind != "rsd":
+        raise ConfigError("--data: a folder of training images is required (only the rsd objective is data free)")
     if corrupt:
         if cfg.corruption.operator == "none":
             raise ConfigError("--corrupt: the config has no corruption to simulate (set corruption.operator)")

@@ -32,12 +32,23 @@ def main(argv=None) -> int:
     ap.add_argument("--limit", type=int, default=0)
     ap.add_argument("--crop", type=int, default=256)
     ap.add_argument("--sigmas", default="0.1,0.2,0.3")
+    ap.add_argument("--floors", default="", help="ambient priors: comma list of sigma_floor factors (x sigma_n) "
+                    "to compare, one column each (how AMBIENT_FLOOR was chosen)")
     a = ap.parse_args(argv)
-    priors = {p: load_prior(p) for p in a.priors}
+    priors = {}
+    for p in a.priors:
+        prior = load_prior(p)
+        if a.floors and prior.sigma_floor > 0:
+            for fac in (float(v) for v in a.floors.split(",")):
+                q = load_prior(p)
+                q.sigma_floor = fac * q.config.corruption.sigma_n
+                priors[f"{p} (floor {fac:g} σ_n)"] = q
+        else:
+            priors[p] = prior
     files = list_images(a.data, a.limit)
     sigmas = [float(s) for s in a.sigmas.split(",")]
-    print("| σ | " + " | ".join(a.priors) + " |")
-    print("|---|" + "---|" * len(a.priors))
+    print("| σ | " + " | ".join(priors) + " |")
+    print("|---|" + "---|" * len(priors))
     for sigma in sigmas:
         scores = {p: [] for p in priors}
         for i, f in enumerate(files):
@@ -48,7 +59,8 @@ def main(argv=None) -> int:
             y = x + sigma * torch.randn(x.shape, generator=torch.Generator().manual_seed(i))
             for p, prior in priors.items():
                 with torch.no_grad():
-                    scores[p].append(float(psnr(x[0], prior.denoise(y, sigma).clamp(0, 1)[0])))
+                    gen = torch.Generator().manual_seed(10_000 + i)  # noise an ambient prior adds below its floor
+                    scores[p].append(float(psnr(x[0], prior.denoise(y, sigma, generator=gen).clamp(0, 1)[0])))
         print(f"| {sigma:g} | " + " | ".join(f"{np.mean(v):.2f}" for v in scores.values()) + " |", flush=True)
     return 0
 

@@ -271,12 +271,10 @@ def _label(img: torch.Tensor, text: str) -> torch.Tensor:
 
 def plot_psnr_vs_nfe(rows: list[dict[str, str]], path: Path) -> bool:
     """Mean PSNR against generator calls per method (matplotlib, optional). Returns whether drawn."""
-    try:
-        import matplotlib
+    from pnp_rgm.plotting import pyplot
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = pyplot()
+    if plt is None:
         return False
     by: dict[str, list[tuple[float, float]]] = {}
     for r in rows:

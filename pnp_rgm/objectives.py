@@ -22,11 +22,11 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-from pnp_rgm.nets.unet import edm_coefficients
+from pnp_rgm.nets.unet import SIGMA_DATA, edm_coefficients
 from pnp_rgm.processes import BlockAverage
 from pnp_rgm.sampling import restore_step
 
-__all__ = ["RGMObjective", "MMSEObjective", "AmbientNoiseObjective", "make_objective", "mmd2", "dswd", "needs_discriminator"]
+__all__ = ["RGMObjective", "MMSEObjective", "AmbientNoiseObjective", "AmbientMaskObjective", "make_objective", "mmd2", "dswd", "needs_discriminator"]
 
 
 def needs_discriminator(cfg) -> bool:
@@ -299,9 +299,54 @@ class AmbientNoiseObjective:
         return loss, {"mse_y": mse_y, "loss_g": loss.detach()}
 
 
-def make_objective(cfg, process, precond: str = "none", corruption=None):
+class AmbientMaskObjective:
+    """A restorer of clean images learned from masked images only (``objective.kind: ambient`` with
+    the ``mask`` corruption; Ambient Diffusion, Daras et al. 2023). The batch is (y, A): masked
+    images and their masks (1 = known), as a (B, C + 1, H, W) tensor.
+
+    A further fraction ``further`` of the known pixels is hidden, Ã = B A; the network sees
+    Ã(y + σ_t ε) and Ã and is scored on all pixels of A: ½ |A (D(Ã x_t, Ã) − y)|² / |A|. Since the
+    pixels in A but not in Ã are chosen at random and unseen, the minimizer predicts every pixel,
+    D = E[x | Ã x_t, Ã]; at inference a full mask gives a denoiser of clean images. Noise levels
+    log-uniform in [sigma_min, sigma_max] (the data has no noise). EDM weighting 1/c_out² on the
+    shown pixels, whose error shrinks with σ; the hidden ones, whose error does not, get its
+    large-σ limit 1/σ_data²."""
+
+    has_d = False
+
+    def __init__(self, cfg, process, precond: str = "none", channels: int = 3) -> None:
+        self.cfg, self.process, self.precond, self.channels = cfg, process, precond, channels
+        self.lo, self.hi = math.log(2 * cfg.sigma_min), math.log(2 * cfg.sigma_max)
+
+    def g_loss(self, G, D, batch: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        c = self.channels
+        y, known = batch[:, :c], batch[:, c:c + 1]
+        b = y.shape[0]
+        shape = (b,) + (1,) * (y.dim() - 1)
+        logs_ = torch.rand(b, device=y.device) * (self.hi - self.lo) + self.lo
+        shown = known * (torch.rand_like(known) >= self.cfg.further).to(known.dtype)
+        x_t = shown * (y + torch.exp(logs_).view(shape) * torch.randn_like(y))
+        d = G(x_t, logs_, None, mask=shown).float()
+        err = (d - y).pow(2)
+        count = (known.flatten(1).sum(1) * c).clamp_min(1)
+        mse_known = ((known * err).flatten(1).sum(1) / count).mean().detach()
+        w = known
+        if self.precond == "edm":  # shown pixels: EDM's 1/c_out²; hidden ones, whose error stays O(1) as σ → 0,
+            w_show = edm_coefficients(torch.exp(logs_))[1].pow(-2).view(shape)  # its large-σ limit 1/σ_data²
+            w = shown * w_show + (known - shown) / SIGMA_DATA ** 2
+        loss = 0.5 * ((w * err).flatten(1).sum(1) / count).mean()
+        return loss, {"mse_known": mse_known, "loss_g": loss.detach()}
+
+
+def make_objective(cfg, process, precond: str = "none", corruption=None, channels: int = 3):
     """The trainer's objective; ``precond`` is the model's output parameterization (MMSE twins);
     ``corruption`` (a CorruptionConfig) describes the data of an ``ambient`` objective."""
+    if cfg.kind == "rsd":
+        from pnp_rgm.rsd import RSDObjective
+
+        return RSDObjective(cfg, process, precond, corruption)
+    if cfg.kind == "ambient" and corruption is not None and corruption.operator == "mask":
+        return AmbientMaskObjective(cfg, process, precond, channels)
     if cfg.kind == "ambient":
         return AmbientNoiseObjective(cfg, process, precond, corruption.sigma_n if corruption is not None else 0.0)
     return MMSEObjective(cfg, process, precond) if cfg.kind == "mmse" else RGMObjective(cfg, process)

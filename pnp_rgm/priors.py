@@ -14,6 +14,7 @@ API (all tensors (B, C, H, W), images in [0, 1] unless stated)::
     x0_hat = prior.restore(x_k, k, z=None)  # state x_k -> restored image in [0, 1]
     x_hat = prior.denoise(x, sigma)         # x = clean + N(0, sigma^2), sigma in [0, 1] units
     imgs = prior.sample(n, size=64, seed=0) # Algorithm 3: n images from pure noise
+    prior.one_step        # an RSD generator (objective rsd): sample() is one call G(σ_g z)
 
 * **States** ``x_k`` live in the network's [-1, 1] space: ``x_k = a_k A_k (2 x0 - 1) + sigma_k n``
   (``A_k`` = block averaging for multiscale priors, identity for noise priors). Produce them with
@@ -26,13 +27,20 @@ API (all tensors (B, C, H, W), images in [0, 1] unless stated)::
   missing noise (so the input matches that step's distribution exactly) and restores. Noise
   above the last step's level is treated as the last step. Only noise-process priors can
   denoise (multiscale ones raise ``PnpRgmError``). RGM-D with K = 4 steps has coarse levels
-  (its smallest is ~0.48), so for plain denoising at small sigma use an MMSE twin.
+  (its smallest is ~0.48), so for plain denoising at small sigma use an MMSE twin. An ambient
+  denoiser (learned from data with noise sigma_n) never saw less noise than sigma_n and learned
+  little just above it: below ``prior.sigma_floor`` (``AMBIENT_FLOOR`` x sigma_n), noise is added
+  up to the floor (so the input matches what it was trained on) and it denoises there; it knows
+  no finer detail than its data had. An ambient-mask teacher never saw a whole image: each call
+  shows it a fresh random mask with the known fraction it was trained on (``prior.mask_known``),
+  as Ambient Diffusion samples.
 * Any H, W: inputs are padded to the network's multiple and cropped back.
 * Gradients flow through ``restore``/``denoise`` (no ``no_grad`` inside); wrap calls in
   ``torch.no_grad()`` when you don't need them. ``prior.to(device)`` moves the network.
 """
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Optional, Union
@@ -42,6 +50,14 @@ import torch
 from pnp_rgm.errors import CheckpointError, ConfigError, PnpRgmError, ShapeError
 
 __all__ = ["Prior", "load_prior", "save_prior", "available_priors", "prior_title"]
+
+#: Lowest level an ambient-noise denoiser is used at, in units of its data's sigma_n. The ambient
+#: target weighs level σ by c² = (1 − σ_n²/σ²)², zero at σ_n, so the levels just above σ_n are barely
+#: trained (c = 0.31 at 1.2 σ_n). One call on 24 noisy 128² CBSD432 crops (training images, not a
+#: test set) with the 3000-step ambient-noise-cpu teacher, floor 1.0 / 1.2 / 1.41 / 1.7 / 2.0 x σ_n:
+#: 22.85 / 23.77 / 23.63 / 23.45 / 23.27 dB at test noise 0.1 (examples/denoise_eval.py --floors,
+#: see examples/run_rsd_experiments.sh).
+AMBIENT_FLOOR = 1.2
 
 PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
 
@@ -89,6 +105,16 @@ class Prior:
         self.kind = run_config.model.kind
         self.channels = run_config.model.channels
         self.nz = generator.nz
+        obj = run_config.objective
+        # an RSD generator: x = G(σ_g z, log σ_g) in one call; it samples but restores nothing
+        self.one_step = obj.kind == "rsd"
+        self.log_sigma_gen = math.log(2 * (obj.sigma_gen or 1.0)) if self.one_step else None
+        # a masked-data (ambient-mask) teacher only ever saw inputs with this fraction of known pixels
+        self.mask_known = None
+        if obj.kind == "ambient" and run_config.corruption.operator == "mask":
+            self.mask_known = (1 - run_config.corruption.missing) * (1 - obj.further)
+        # an ambient denoiser never saw noise below its data's, and barely learned at it (see AMBIENT_FLOOR)
+        self.sigma_floor = AMBIENT_FLOOR * float(run_config.corruption.sigma_n) if obj.kind == "ambient" else 0.0
 
     # ---- basics
     @property
@@ -141,6 +167,11 @@ class Prior:
             raise ShapeError(f"z: expected shape ({b}, {self.nz}), got {tuple(z.shape)}")
         return z.to(self.device, torch.float32)
 
+    def _restorer(self, what: str) -> None:
+        if self.one_step:
+            raise PnpRgmError(f"{what}: this prior is a one-step RSD generator, which samples but does not restore; "
+                              f"use its teacher ({self.config.objective.teacher}) as a restoration prior")
+
     # ---- API
     def degrade(self, x0: torch.Tensor, k, generator: Optional[torch.Generator] = None) -> torch.Tensor:
         """Sample the step-k state x_k (network space) of clean images x0 in [0, 1]."""
@@ -155,6 +186,7 @@ class Prior:
         """x0_hat in [0, 1] from a step-k state (network space). See module docstring for z."""
         from pnp_rgm.sampling import from_net, restore_step
 
+        self._restorer("restore")
         x_k = self._check(x_k, "x_k")
         kk = self._k(k, x_k.shape[0])
         return from_net(restore_step(self.generator, self.process, x_k, kk, self._z(z, x_k.shape[0])).float())
@@ -163,6 +195,7 @@ class Prior:
         """Denoise x = clean + N(0, sigma^2) (x and result in [0, 1] scale; sigma float or (B,))."""
         from pnp_rgm.sampling import from_net
 
+        self._restorer("denoise")
         x = self._check(x, "x")
         b = x.shape[0]
         sig = torch.as_tensor(sigma, dtype=torch.float32).reshape(-1).to(self.device)
@@ -172,8 +205,17 @@ class Prior:
             raise PnpRgmError(f"sigma: expected a non-negative float or {b} values, got {sigma}")
         xn = x * 2 - 1
         s2 = (2 * sig).clamp_min(1e-4)  # [-1, 1] units
+        if self.sigma_floor > 0:  # below the data's noise: top the input up to it, then denoise there
+            floor = torch.full_like(s2, 2 * self.sigma_floor)
+            extra = (floor ** 2 - s2 ** 2).clamp_min(0).sqrt().view(-1, 1, 1, 1)
+            xn = xn + extra * torch.randn(x.shape, device=self.device, generator=generator)
+            s2 = torch.maximum(s2, floor)
         if self.kind == "mmse":
-            return from_net(self.generator(xn, torch.log(s2), None).float())
+            known = None
+            if self.mask_known is not None:  # a masked-data teacher: shown what it was trained on
+                known = random_known(xn, self.mask_known, generator)
+                xn = xn * known
+            return from_net(self.generator(xn, torch.log(s2), None, **({"mask": known} if known is not None else {})).float())
         if self.process.max_level:
             raise PnpRgmError(f"denoise: a multiscale prior ({self.process.name}) cannot denoise; use a noise-process or MMSE prior")
         levels = self.process.noise_to_signal()[1:].float().to(self.device)  # (K,)
@@ -193,9 +235,20 @@ class Prior:
 
         if n < 1:
             raise PnpRgmError(f"n: must be >= 1, got {n}")
+        if self.one_step:
+            from pnp_rgm.sampling import sample_one_step
+
+            return sample_one_step(self.generator, self.log_sigma_gen, n, size, self.channels, seed=seed,
+                                   batch_size=batch_size, device=self.device, progress=progress)
         posterior = self.config.objective.sampling == "posterior" or (self.kind == "mmse" and not self.process.max_level)
         return sample(self.generator, self.process, n, size, self.channels, seed=seed, batch_size=batch_size,
                       device=self.device, progress=progress, posterior=posterior)
+
+
+def random_known(x: torch.Tensor, fraction: float, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """A (B, 1, H, W) 0/1 mask keeping each pixel of ``x`` with probability ``fraction``."""
+    u = torch.rand((x.shape[0], 1) + tuple(x.shape[-2:]), device=x.device, generator=generator)
+    return (u < fraction).to(x.dtype)
 
 
 def _resolve(path_or_name: Union[str, os.PathLike]) -> Path:

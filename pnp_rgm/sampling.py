@@ -14,7 +14,7 @@ import torch
 
 from pnp_rgm.errors import ShapeError
 
-__all__ = ["to_net", "from_net", "restore_step", "sample_net", "sample", "image_grid"]
+__all__ = ["to_net", "from_net", "restore_step", "sample_net", "sample", "sample_one_step", "sample_ode", "image_grid"]
 
 
 def to_net(x: torch.Tensor) -> torch.Tensor:
@@ -65,6 +65,81 @@ def sample_net(G, process, shape, *, generator: Optional[torch.Generator] = None
     return x0
 
 
+def _batches(n: int, batch_size: int, progress: bool):
+    it = range(math.ceil(n / batch_size))
+    if progress:
+        from tqdm.auto import tqdm
+        it = tqdm(it, desc="sampling", unit="batch")
+    return it
+
+
+def _generator(device, seed: Optional[int]) -> torch.Generator:
+    gen = torch.Generator(device=device)
+    gen.manual_seed(int(seed) if seed is not None else int(torch.randint(0, 2**31 - 1, (1,)).item()))
+    return gen
+
+
+@torch.no_grad()
+def sample_one_step(G, log_sigma_gen: float, n: int, size: int | tuple[int, int] = 64, channels: int = 3, *,
+                    seed: Optional[int] = None, batch_size: int = 16, device=None, progress: bool = False) -> torch.Tensor:
+    """``n`` images (n, C, H, W) in [0, 1] from a one-step (RSD) generator: x = G(σ_g z, log σ_g)."""
+    from pnp_rgm.rsd import one_step
+
+    h, w = (size, size) if isinstance(size, int) else size
+    if h <= 0 or w <= 0:
+        raise ShapeError(f"size: must be positive, got {h}x{w}")
+    device = device if device is not None else next(G.parameters()).device
+    gen = _generator(device, seed)
+    out = []
+    for i in _batches(n, batch_size, progress):
+        b = min(batch_size, n - i * batch_size)
+        z = torch.randn((b, channels, h, w), device=device, generator=gen)
+        out.append(from_net(one_step(G, z, log_sigma_gen).float()).cpu())
+    return torch.cat(out, dim=0)
+
+
+def karras_sigmas(sigma_max: float, sigma_min: float, steps: int, rho: float = 7.0) -> torch.Tensor:
+    """Karras et al.'s (2022) noise levels from sigma_max down to sigma_min (``steps`` values)."""
+    i = torch.arange(steps, dtype=torch.float64) / max(steps - 1, 1)
+    return (sigma_max ** (1 / rho) + i * (sigma_min ** (1 / rho) - sigma_max ** (1 / rho))) ** rho
+
+
+@torch.no_grad()
+def sample_ode(G, n: int, size: int | tuple[int, int] = 64, channels: int = 3, *, sigma_max: float = 1.0,
+               sigma_min: float = 0.002, steps: int = 18, seed: Optional[int] = None, batch_size: int = 16,
+               device=None, progress: bool = False, mask_known: Optional[float] = None) -> torch.Tensor:
+    """``n`` images in [0, 1] from a noise-level-conditioned denoiser G(x, log σ) (an MMSE twin or an
+    ambient teacher): Heun steps of the probability-flow ODE dx/dσ = (x − G(x, σ))/σ on Karras'
+    grid from sigma_max down to sigma_min ([0, 1] units), then one last denoiser call at sigma_min
+    (for an ambient teacher sigma_min is its data's noise level, below which it knows nothing).
+    2·steps − 1 + 1 denoiser calls. ``mask_known`` (an ambient-mask teacher's ``prior.mask_known``):
+    each call sees the input through a fresh random mask keeping that fraction of the pixels."""
+    h, w = (size, size) if isinstance(size, int) else size
+    device = device if device is not None else next(G.parameters()).device
+    gen = _generator(device, seed)
+    sig = [float(v) for v in karras_sigmas(2 * sigma_max, 2 * sigma_min, steps)]  # network units
+
+    def den(x, s):
+        ls = torch.full((x.shape[0],), math.log(s), device=device)
+        if mask_known is None:
+            return G(x, ls, None).float()
+        from pnp_rgm.priors import random_known
+
+        known = random_known(x, mask_known, gen)
+        return G(x * known, ls, None, mask=known).float()
+
+    out = []
+    for i in _batches(n, batch_size, progress):
+        b = min(batch_size, n - i * batch_size)
+        x = sig[0] * torch.randn((b, channels, h, w), device=device, generator=gen)
+        for a, c in zip(sig[:-1], sig[1:]):
+            da = (x - den(x, a)) / a
+            xc = x + (c - a) * da
+            x = x + (c - a) * 0.5 * (da + (xc - den(xc, c)) / c)
+        out.append(from_net(den(x, sig[-1])).cpu())
+    return torch.cat(out, dim=0)
+
+
 def sample(G, process, n: int, size: int | tuple[int, int] = 64, channels: int = 3, *, seed: Optional[int] = None,
            batch_size: int = 16, device=None, posterior: bool = False, progress: bool = False) -> torch.Tensor:
     """Generate ``n`` images (n, C, H, W) in [0, 1] from pure noise (Algorithm 3)."""
@@ -73,13 +148,9 @@ def sample(G, process, n: int, size: int | tuple[int, int] = 64, channels: int =
         raise ShapeError(f"size: must be positive and divisible by {process.multiple} for this process, got {h}x{w}")
     if device is None:
         device = next(G.parameters()).device
-    gen = torch.Generator(device=device)
-    gen.manual_seed(int(seed) if seed is not None else int(torch.randint(0, 2**31 - 1, (1,)).item()))
+    gen = _generator(device, seed)
     out = []
-    it = range(math.ceil(n / batch_size))
-    if progress:
-        from tqdm.auto import tqdm
-        it = tqdm(it, desc="sampling", unit="batch")
+    it = _batches(n, batch_size, progress)
     was_training = G.training
     G.eval()
     try:

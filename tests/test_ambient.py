@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -100,6 +101,11 @@ def test_one_ambient_step_is_finite():
     ({"corruption": {"operator": "none", "sigma_n": 0.1}}, "operator"),
     ({"corruption": {"operator": "denoise", "sigma_n": 0.5}, "objective": {"sigma_max": 0.4}}, "sigma_max"),
     ({"corruption": {"operator": "blur"}}, "operator"),
+    ({"corruption": {"operator": "mask", "missing": 0.0}}, "missing"),
+    ({"corruption": {"operator": "mask", "missing": 0.5, "sigma_n": 0.1}}, "sigma_n"),
+    ({"corruption": {"operator": "denoise", "sigma_n": 0.1, "missing": 0.5}}, "missing"),
+    ({"corruption": {"operator": "mask", "missing": 0.5}}, "mask_channel"),
+    ({"corruption": {"operator": "mask", "missing": 0.5}, "objective": {"further": 0.0}}, "further"),
 ])
 def test_corruption_config_errors(data, text):
     base = {"model": {"kind": "mmse", "nz": 0}, "objective": {"kind": "ambient", "prior": "none", "continuous": True}}
@@ -149,3 +155,104 @@ def test_cli_train_corrupt(tmp_path, capsys):
     rc = main(["train", "mmse-cpu", "--data", str(data), "--out", str(tmp_path / "x"), "--corrupt"])
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1 and "--corrupt" in err and not (tmp_path / "x").exists()
+
+
+# --------------------------------------------------------------------------- ambient-mask
+def mask_cfg(**corruption):
+    return load_run_config({
+        "model": {**TINY_MODEL, "kind": "mmse", "nz": 0, "precond": "edm", "mask_channel": True},
+        "objective": {"kind": "ambient", "prior": "none", "continuous": True, "sigma_max": 1.0, "further": 0.2},
+        "optim": {"warmup_steps": 0}, "data": {"crop": 16, "batch_size": 4, "num_workers": 0},
+        "train": {"steps": 2, "log_every": 1, "sample_every": 100, "ckpt_every": 1, "sample_count": 2,
+                  "precision": "fp32", "channels_last": False},
+        "corruption": {"operator": "mask", "missing": 0.6, **corruption}})
+
+
+class _ConstPosterior(torch.nn.Module):
+    """Constant images x = u·1, u ~ N(0, s²): E[x | Ã x_t, Ã] = a Σ(Ã x_t) / (σ² + a |Ã|) at every pixel
+    with a = s². Shown pixels get that times 1, hidden ones times ``g_hidden`` (1 at the optimum)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.log_a = torch.nn.Parameter(torch.zeros(()))
+        self.g_hidden = torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, x, logs, z, mask):
+        a = self.log_a.exp()
+        n, tot = mask.flatten(1).sum(1), (mask * x).flatten(1).sum(1)
+        u = (a * tot / (torch.exp(2 * logs) + a * n)).view(-1, 1, 1, 1)
+        return u * (mask + self.g_hidden * (1 - mask))
+
+
+def test_ambient_mask_target_learns_the_hidden_pixels():
+    """Trained on masked constant images only, the ambient-mask loss recovers the clean posterior mean,
+    hidden pixels included (g_hidden -> 1); scoring only the pixels the network was shown (no further
+    masking) leaves the hidden-pixel gain untrained."""
+    from pnp_rgm.objectives import AmbientMaskObjective
+
+    torch.manual_seed(0)
+    s = 0.5
+    cfg = mask_cfg().objective
+
+    def batch(b=256):
+        u = s * torch.randn(b, 1, 1, 1)
+        known = (torch.rand(b, 1, 4, 4) >= 0.6).float()
+        return torch.cat([u * known * torch.ones(b, 1, 4, 4), known], dim=1)
+
+    def fit(further):
+        obj = AmbientMaskObjective(replace(cfg, further=further), None, "none", channels=1)
+        G = _ConstPosterior()
+        opt = torch.optim.Adam(G.parameters(), lr=0.05)
+        for _ in range(300):
+            loss = obj.g_loss(G, None, batch())[0]
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        return float(G.log_a.detach().exp()), float(G.g_hidden.detach())
+
+    a, g = fit(0.2)
+    assert a == pytest.approx(s * s, rel=0.1) and g == pytest.approx(1.0, abs=0.1)
+    _, g_naive = fit(1e-9)  # nothing hidden again: the hidden pixels are never scored
+    assert abs(g_naive) < 0.05
+
+
+def test_masked_dataset_simulated_and_from_files(tmp_path):
+    from pnp_rgm.errors import ImageError
+    from pnp_rgm.train.data import ImageFolder
+
+    img = np.full((24, 20, 3), 0.5, np.float32)
+    write_image(tmp_path / "a.png", img, overwrite=True)
+    ds = ImageFolder(tmp_path, 16, masked=True, mask_missing=0.6, noise_seed=1)
+    x = ds._image(0)
+    m = x[:, :, 3]
+    assert x.shape == (24, 20, 4) and abs(1 - m.mean() - 0.6) < 0.01 and np.array_equal(x, ds._image(0))
+    assert np.all(x[:, :, :3][m == 0] == 0) and np.allclose(x[:, :, :3][m == 1], 0.5, atol=0.01)
+    assert ds[0].shape == (4, 16, 16)
+    (tmp_path / "masks").mkdir()
+    known = np.zeros((24, 20), np.float32)
+    known[:, :10] = 1
+    write_image(tmp_path / "masks" / "a.png", known, overwrite=True)
+    ds = ImageFolder(tmp_path, 16, masked=True)
+    assert len(ds) == 1 and np.array_equal(ds._image(0)[:, :, 3], known)  # masks/ is not an image of the set
+    write_image(tmp_path / "b.png", img, overwrite=True)
+    with pytest.raises(ImageError, match="no mask"):
+        ImageFolder(tmp_path, 16, masked=True)._image(1)
+
+
+def test_ambient_mask_trains_and_denoises(tmp_path):
+    from skimage.data import astronaut
+
+    from pnp_rgm.priors import load_prior
+    from pnp_rgm.train.trainer import train
+
+    (tmp_path / "clean").mkdir()
+    write_image(tmp_path / "clean" / "a.png", astronaut()[:48, :48].astype(np.float32) / 255.0, overwrite=True)
+    summary = train(mask_cfg(simulate=True), tmp_path / "clean", tmp_path / "run", progress=False)
+    assert summary["step"] == 2 and math.isfinite(summary["metrics"]["mse_known"])
+    prior = load_prior(tmp_path / "run" / "checkpoint")
+    x = torch.rand(1, 3, 16, 16)
+    assert prior.denoise(x, 0.1).shape == (1, 3, 16, 16)
+    assert prior.sigma_floor == 0.0  # masked data has no noise: every level was trained
+    assert prior.mask_known == pytest.approx(0.4 * 0.8)  # it is shown what it saw in training: 40 % kept, then 80 %
+    g = torch.Generator().manual_seed(0)
+    assert not torch.equal(prior.denoise(x, 0.1, generator=g), prior.denoise(x, 0.1, generator=g))  # a fresh mask a call

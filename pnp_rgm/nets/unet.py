@@ -3,7 +3,7 @@
 ``Generator(cfg)(x, cond, z=None)``: x (B, C, H, W) in the network's [-1, 1] space (any H, W:
 padded to ``cfg.multiple`` by reflection and cropped back), cond (B,) float (the step k for
 ``kind: rgm``, log sigma for ``kind: mmse``), z (B, nz) latent (``None`` = zeros, the mode-seeking
-choice). Returns the predicted clean image x0_hat (B, C, H, W) in [-1, 1] space (unclamped).
+choice), mask (B, 1, H, W) of known pixels for a model with ``mask_channel`` (``None`` = all known). Returns the predicted clean image x0_hat (B, C, H, W) in [-1, 1] space (unclamped).
 """
 from __future__ import annotations
 
@@ -132,7 +132,8 @@ class Generator(nn.Module):
         widths = [W * m for m in cfg.channel_mult]
         self.stem = cfg.stem_stride  # pixel-unshuffle stem: the U-Net runs at 1/stem resolution
         self.multiple = cfg.multiple
-        self.inc = nn.Conv2d(C * self.stem ** 2, W, 3, padding=1)
+        self.mask_channel = bool(getattr(cfg, "mask_channel", False))
+        self.inc = nn.Conv2d((C + self.mask_channel) * self.stem ** 2, W, 3, padding=1)
         self.down = nn.ModuleList()
         skips = [W]
         ch = W
@@ -174,9 +175,12 @@ class Generator(nn.Module):
             c = torch.cat([c, self.mapping(z.to(device=device, dtype=torch.float32))], dim=1)
         return c
 
-    def forward(self, x: torch.Tensor, cond: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cond: torch.Tensor, z: torch.Tensor | None = None,
+                mask: torch.Tensor | None = None) -> torch.Tensor:
         b = x.shape[0]
         x, (h0, w0) = pad_to_multiple(x, self.multiple)
+        if self.mask_channel:  # (B, 1, H, W), 1 = known; None = all known
+            mask = torch.ones_like(x[:, :1]) if mask is None else pad_to_multiple(mask.to(x.dtype), self.multiple)[0]
         c = self._cond(cond, z, b, x.device)
         skip = None
         if self.kind == "mmse":  # input scaling so noisy inputs keep ~unit variance
@@ -187,6 +191,8 @@ class Generator(nn.Module):
                 x = x * c_in.to(x.dtype)
             else:
                 x = x * torch.rsqrt(1.0 + sig ** 2).to(x.dtype)[:, None, None, None]
+        if self.mask_channel:
+            x = torch.cat([x, mask], dim=1)
         if self.stem > 1:
             x = F.pixel_unshuffle(x, self.stem)
         h = self.inc(x)

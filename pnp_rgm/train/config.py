@@ -48,8 +48,13 @@ class ModelConfig:
     # MMSE twin output: "none" = the network's output is x0_hat; "edm" = Karras et al.'s
     # preconditioning x0_hat = c_skip(σ)·x + c_out(σ)·F(c_in(σ)·x) (near-identity at small σ)
     precond: Literal["none", "edm"] = "none"
+    # one more input channel holding a pixel mask (1 = known): the ambient-mask teacher sees
+    # which pixels its masked input has; called without a mask, every pixel counts as known
+    mask_channel: bool = False
 
     def __post_init__(self) -> None:
+        if self.mask_channel and self.kind != "mmse":
+            raise ConfigError("mask_channel: only noise-level-conditioned denoisers (model.kind: mmse) take a mask")
         if self.precond not in ("none", "edm"):
             raise ConfigError(f"precond: must be 'none' or 'edm', got {self.precond!r}")
         if self.precond == "edm" and self.kind != "mmse":
@@ -132,6 +137,23 @@ class ObjectiveConfig:
     ``denoise`` corruption (y = x + σ_n n): inputs x_t = y + √(σ_t² − σ_n²) ε at σ_t log-uniform in
     [max(sigma_min, σ_n), sigma_max], and the loss ½|c D(x_t) + (1 − c) x_t − y|², c = 1 − σ_n²/σ_t²,
     whose minimizer D is the clean-data denoiser E[x | x_t] (Tweedie for x and for y).
+    ``mask`` corruption (y = A x, A a per-image pixel mask; Ambient Diffusion, Daras et al. 2023):
+    a further fraction ``further`` of the known pixels is hidden (Ã = B A), the network sees
+    Ã(y + σ_t ε) and Ã, and is scored on every pixel A knows, so it must predict the pixels it
+    was not shown: the minimizer is E[x | Ã x_t, Ã], a restorer of clean images from masked
+    noisy ones (the model needs ``mask_channel: true``).
+
+    kind ``rsd`` (Restoration Score Distillation, :mod:`pnp_rgm.rsd`): a one-step generator
+    distilled from ``teacher`` (a checkpoint folder of an ``ambient`` or ``mmse`` denoiser; its
+    model and corruption replace this config's at run time) with a fake-score network trained on
+    generated samples passed through the teacher's corruption. ``sigma_gen`` ([0, 1] units,
+    default the teacher's sigma_max) is the level of the generator's pure-noise input. Data-free:
+    ``--data`` is not read. lr_g is the generator's learning rate, lr_d the fake score's;
+    ``fake_steps`` fake-score updates per generator update (DMD2's two time-scale rule: a fake score
+    that lags behind the generator pushes it away from where it was, and it drifts).
+    ``sigma_floor`` ([0, 1] units): the lowest level at which teacher and fake are compared;
+    None = the teacher's own floor as a prior (``AMBIENT_FLOOR`` x sigma_n for an ambient-noise
+    teacher, whose levels just above sigma_n are barely trained; 0 otherwise).
 
     ``loss`` (``mmse`` only): ``mse`` averages the squared error over the batch; ``log`` averages
     the log of each sample's mean squared error, the training counterpart of mean PSNR over images.
@@ -139,7 +161,7 @@ class ObjectiveConfig:
     average blue; under ``log`` a near-gray scene, whose gray image already scores high, costs as
     much per dB as a colourful one, so the twin learns to keep uncertain colours muted."""
 
-    kind: Literal["map", "mmse", "ambient"] = "map"
+    kind: Literal["map", "mmse", "ambient", "rsd"] = "map"
     prior: Literal["kld", "mmd", "dswd", "none"] = "kld"
     sampling: Literal["prior", "posterior"] = "prior"
     lambda_fid: float = 0.05
@@ -161,8 +183,23 @@ class ObjectiveConfig:
     gray_prob: float = 0.0
     degraded_sigma_min: float = 0.02
     loss: Literal["mse", "log"] = "mse"
+    teacher: Optional[str] = None
+    sigma_gen: Optional[float] = None
+    further: float = 0.1
+    fake_steps: int = 1
+    sigma_floor: Optional[float] = None
 
     def __post_init__(self) -> None:
+        if self.teacher is not None and self.kind != "rsd":
+            raise ConfigError(f"teacher: only the rsd objective has a teacher, got kind {self.kind!r}")
+        if self.sigma_floor is not None and not 0 <= self.sigma_floor < self.sigma_max:
+            raise ConfigError(f"sigma_floor: must be in [0, sigma_max), got {self.sigma_floor}")
+        if self.fake_steps < 1:
+            raise ConfigError(f"fake_steps: must be >= 1, got {self.fake_steps}")
+        if not 0 < self.further < 1:
+            raise ConfigError(f"further: the fraction of known pixels hidden again must be in (0, 1), got {self.further}")
+        if self.sigma_gen is not None and not 0 < self.sigma_gen <= 10:
+            raise ConfigError(f"sigma_gen: must be in (0, 10], got {self.sigma_gen}")
         if self.loss == "log" and self.kind != "mmse":
             raise ConfigError("loss: 'log' is for MMSE twins (kind: mmse); RGM objectives use their own terms")
         if not self.block_levels or any(not 0 <= int(m) <= 6 for m in self.block_levels):
@@ -264,25 +301,35 @@ class TrainConfig:
 class CorruptionConfig:
     """How the training images are corrupted, for priors learned without clean data.
 
-    ``operator``: ``none`` (clean data) or ``denoise`` (y = x + σ_n·n, white Gaussian noise of std
-    ``sigma_n`` in [0, 1] units). The images under ``--data`` are taken as already corrupted; with
+    ``operator``: ``none`` (clean data), ``denoise`` (y = x + σ_n·n, white Gaussian noise of std
+    ``sigma_n`` in [0, 1] units) or ``mask`` (y = A x, a per-image pixel mask; ``missing`` is the
+    fraction of pixels removed when simulating). Masked data on disk: each image's mask is the
+    file of the same relative path under ``DATA/masks/`` (white = known, as ``restore --mask``). The images under ``--data`` are taken as already corrupted; with
     ``simulate`` (the ``--corrupt`` flag of ``pnp-rgm train``) they are clean and each is corrupted
     once on loading, with noise fixed by ``seed`` and the image's index, so every epoch sees the
     same corrupted set, as a user without clean data would have it. Simulated noise is not clipped
     to [0, 1]; noisy files saved as 8-bit images are (and so no longer have zero-mean noise)."""
 
-    operator: Literal["none", "denoise"] = "none"
+    operator: Literal["none", "denoise", "mask"] = "none"
     sigma_n: float = 0.0
+    missing: float = 0.0
     simulate: bool = False
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.operator not in ("none", "denoise"):
-            raise ConfigError(f"operator: must be 'none' or 'denoise', got {self.operator!r}")
+        if self.operator not in ("none", "denoise", "mask"):
+            raise ConfigError(f"operator: must be 'none', 'denoise' or 'mask', got {self.operator!r}")
+        if self.operator == "mask":
+            if not 0 < self.missing < 1:
+                raise ConfigError(f"missing: the mask corruption needs a fraction of missing pixels in (0, 1), got {self.missing}")
+            if self.sigma_n:
+                raise ConfigError(f"sigma_n: the mask corruption has no noise, got {self.sigma_n}")
+        elif self.missing:
+            raise ConfigError(f"missing: only the mask corruption removes pixels, got {self.missing} with {self.operator!r}")
         if self.operator == "denoise" and not 0 < self.sigma_n < 1:
             raise ConfigError(f"sigma_n: the denoise corruption needs 0 < sigma_n < 1, got {self.sigma_n}")
         if self.operator == "none" and (self.sigma_n or self.simulate):
-            raise ConfigError("sigma_n/simulate: need a corruption operator (operator: denoise)")
+            raise ConfigError("sigma_n/simulate: need a corruption operator (operator: denoise or mask)")
 
 
 @dataclass(frozen=True)
@@ -303,6 +350,8 @@ class RunConfig:
                 raise ConfigError("objective.kind: 'ambient' learns from corrupted data: set corruption.operator")
             if not self.objective.continuous:
                 raise ConfigError("objective.kind: 'ambient' needs objective.continuous: true")
+            if (self.corruption.operator == "mask") != self.model.mask_channel:
+                raise ConfigError("model.mask_channel: must be true exactly when the ambient corruption is 'mask'")
             if self.objective.sigma_max <= self.corruption.sigma_n:
                 raise ConfigError(f"objective.sigma_max: must exceed corruption.sigma_n ({self.corruption.sigma_n}), "
                                   f"got {self.objective.sigma_max}")

@@ -15,12 +15,17 @@ from pnp_rgm.io import IMAGE_EXTENSIONS, image_files
 __all__ = ["IMAGE_EXTENSIONS", "list_images", "ImageFolder", "InfiniteSampler"]
 
 
-def list_images(root: str | os.PathLike) -> list[Path]:
-    """All PNG/JPEG/BMP/TIFF files under ``root`` (recursive, sorted)."""
+MASK_DIR = "masks"  # masked training data: DATA/masks/<relative path of the image> (white = known)
+
+
+def list_images(root: str | os.PathLike, skip_masks: bool = False) -> list[Path]:
+    """All PNG/JPEG/BMP/TIFF files under ``root`` (recursive, sorted); ``skip_masks`` leaves out
+    the ``root/masks`` folder of masked data."""
     root = Path(root)
     if not root.is_dir():
         raise ImageError(f"{root}: data folder not found")
-    files = [p for p in image_files(root, recursive=True) if not p.name.startswith(".")]
+    files = [p for p in image_files(root, recursive=True) if not p.name.startswith(".")
+             and not (skip_masks and p.relative_to(root).parts[0] == MASK_DIR)]
     if not files:
         raise ImageError(f"{root}: no images found (looked for {', '.join(IMAGE_EXTENSIONS)})")
     return files
@@ -40,13 +45,21 @@ class ImageFolder(Dataset):
     images in RAM as uint8.
 
     ``noise_sigma > 0`` simulates a noisy dataset from clean images: image ``i`` gets Gaussian noise of
-    that std drawn from ``(noise_seed, i)``, the same at every load (not clipped; cached as float32)."""
+    that std drawn from ``(noise_seed, i)``, the same at every load (not clipped; cached as float32).
+
+    Masked data (``masked``): patches get one more channel, the mask (1 = known), and the image is
+    zero where it is 0. The mask of image ``i`` is ``root/masks/<its relative path>`` or, with
+    ``mask_missing > 0``, simulated: that fraction of its pixels removed at random, fixed by
+    ``(noise_seed, i)``."""
 
     def __init__(self, root, crop: int, channels: int = 3, hflip: bool = True, vflip: bool = False,
-                 cache: bool = False, noise_sigma: float = 0.0, noise_seed: int = 0) -> None:
-        self.files = list_images(root)
+                 cache: bool = False, noise_sigma: float = 0.0, noise_seed: int = 0, masked: bool = False,
+                 mask_missing: float = 0.0) -> None:
+        self.root = Path(root)
+        self.files = list_images(root, skip_masks=masked)
         self.crop, self.channels, self.hflip, self.vflip = crop, channels, hflip, vflip
         self.noise_sigma, self.noise_seed = float(noise_sigma), int(noise_seed)
+        self.masked, self.mask_missing = bool(masked), float(mask_missing)
         self.cache: Optional[dict[int, np.ndarray]] = {} if cache else None
 
     def __len__(self) -> int:
@@ -66,9 +79,26 @@ class ImageFolder(Dataset):
         if self.noise_sigma > 0:
             rng = np.random.default_rng([self.noise_seed, i])
             img = (img + self.noise_sigma * rng.standard_normal(img.shape)).astype(np.float32)
+        if self.masked:
+            m = self._mask(i, img.shape[:2]).astype(np.float32)[:, :, None]
+            img = np.concatenate([img * m, m], axis=2)
         if self.cache is not None:
-            self.cache[i] = img if self.noise_sigma > 0 else np.round(img * 255).astype(np.uint8)
+            exact = self.noise_sigma > 0 or self.masked
+            self.cache[i] = img if exact else np.round(img * 255).astype(np.uint8)
         return img
+
+    def _mask(self, i: int, shape: tuple[int, int]) -> np.ndarray:
+        from pnp_rgm.operators.masks import mask_from_image, random_mask
+
+        if self.mask_missing > 0:
+            return random_mask(shape, self.mask_missing, seed=[self.noise_seed, i])
+        path = self.root / MASK_DIR / self.files[i].relative_to(self.root)
+        if not path.is_file():
+            raise ImageError(f"{self.files[i]}: no mask {path} (masked data needs one mask per image, white = known)")
+        m = mask_from_image(_read(path))
+        if m.shape != tuple(shape):
+            raise ImageError(f"{path}: mask is {m.shape[1]}x{m.shape[0]}, its image {shape[1]}x{shape[0]}")
+        return m
 
     def __getitem__(self, i: int) -> torch.Tensor:
         img = self._image(i)

@@ -34,6 +34,7 @@ from pnp_rgm.errors import CheckpointError, PnpRgmError
 from pnp_rgm.nets import Generator, build_discriminator, count_params
 from pnp_rgm.objectives import make_objective
 from pnp_rgm.processes import make_process
+from pnp_rgm.rsd import one_step, resolve_rsd_config
 from pnp_rgm.sampling import from_net, image_grid, restore_step, sample, to_net
 from pnp_rgm.train import dist as D_
 from pnp_rgm.train.checkpoint import (flatten_optimizer, load_trainer_state, recover, save_checkpoint,
@@ -90,15 +91,20 @@ def init_generator(G: torch.nn.Module, path_or_name: str) -> tuple[int, int]:
 
 def build_components(cfg: RunConfig, info: D_.DistInfo) -> Components:
     dev = info.device
+    cfg = resolve_rsd_config(cfg)
     torch.manual_seed(cfg.train.seed)  # identical init on every rank (DDP also broadcasts)
     process = make_process(cfg.process)
-    objective = make_objective(cfg.objective, process, cfg.model.precond, cfg.corruption)
+    objective = make_objective(cfg.objective, process, cfg.model.precond, cfg.corruption, cfg.model.channels)
     mf = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
     G = Generator(cfg.model)
-    if cfg.train.init_from:
-        init_generator(G, cfg.train.init_from)
+    init = cfg.objective.teacher if cfg.objective.kind == "rsd" else cfg.train.init_from  # RSD starts G from T
+    if init:
+        init_generator(G, init)
     G = G.to(dev, memory_format=mf)
-    D = build_discriminator(cfg.model).to(dev, memory_format=mf) if objective.has_d else None
+    if hasattr(objective, "build_critic"):  # RSD: the fake score, a copy of the teacher
+        D = objective.to(dev).build_critic().to(dev, memory_format=mf)
+    else:
+        D = build_discriminator(cfg.model).to(dev, memory_format=mf) if objective.has_d else None
     o = cfg.optim
     opt_g = torch.optim.Adam(G.parameters(), lr=o.lr_g, betas=(o.beta1, o.beta2), weight_decay=o.weight_decay)
     opt_d = torch.optim.Adam(D.parameters(), lr=o.lr_d, betas=(o.beta1, o.beta2), weight_decay=o.weight_decay) if D is not None else None
@@ -117,6 +123,13 @@ def build_components(cfg: RunConfig, info: D_.DistInfo) -> Components:
     if cfg.train.compile:
         G_train = torch.compile(G_train)
     return Components(cfg, dev, process, objective, G, D, G_train, D_train, opt_g, opt_d, ema, amp, sg, sd)
+
+
+def batch_to_net(x: torch.Tensor, channels: int) -> torch.Tensor:
+    """A [0, 1] batch into network space; a mask channel after the image's (masked data) stays 0/1."""
+    if x.shape[1] == channels:
+        return to_net(x)
+    return torch.cat([to_net(x[:, :channels]) * x[:, channels:], x[:, channels:]], dim=1)
 
 
 def _autocast(c: Components):
@@ -155,12 +168,13 @@ def train_step(c: Components, x0: torch.Tensor, step: int, info: Optional[D_.Dis
             g["lr"] = cfg.optim.lr_d * lr_scale
         c.D.requires_grad_(True)
         r1 = step % cfg.objective.r1_every == 0
-        with _autocast(c):
-            ld, ld_logs = c.objective.d_loss(c.G, c.D_train, x0, r1=r1)
-        if not D_.all_true(bool(torch.isfinite(ld)), info):
-            raise TrainingDivergedError(f"discriminator loss is not finite at step {step}")
-        logs.update(ld_logs)
-        logs["gn_d"] = _step_opt(ld, c.opt_d, c.D.parameters(), c.scaler_d, cfg.optim.grad_clip)
+        for _ in range(cfg.objective.fake_steps if cfg.objective.kind == "rsd" else 1):  # RSD: the fake score keeps up
+            with _autocast(c):
+                ld, ld_logs = c.objective.d_loss(c.G, c.D_train, x0, r1=r1)
+            if not D_.all_true(bool(torch.isfinite(ld)), info):
+                raise TrainingDivergedError(f"discriminator loss is not finite at step {step}")
+            logs.update(ld_logs)
+            logs["gn_d"] = _step_opt(ld, c.opt_d, c.D.parameters(), c.scaler_d, cfg.optim.grad_clip)
         c.D.requires_grad_(False)
     with _autocast(c):
         lg, lg_logs = c.objective.g_loss(c.G_train, c.D, x0)
@@ -235,6 +249,8 @@ def _what(cfg: RunConfig) -> str:
         return "A Restoration-based Generative Model (RGM) generator"
     if cfg.objective.kind == "ambient":
         return "A denoiser of clean images learned from corrupted images only (ambient objective),"
+    if cfg.objective.kind == "rsd":
+        return "A one-step generator distilled (RSD) from a teacher of corrupted data, without any image,"
     return "An MMSE twin denoiser"
 
 
@@ -242,7 +258,24 @@ def _corruption_text(c) -> str:
     if c.operator == "none":
         return "none (clean training images)"
     how = f"simulated on loading from clean images (seed {c.seed})" if c.simulate else "the images as given"
-    return f"{c.operator}, sigma_n {c.sigma_n:g}: {how}; no clean image was used"
+    what = f"{c.missing:.0%} of the pixels missing" if c.operator == "mask" else f"sigma_n {c.sigma_n:g}"
+    return f"{c.operator}, {what}: {how}; no clean image was used"
+
+
+def _objective_text(o) -> str:
+    if o.kind == "map":
+        return f"map, prior {o.prior}, sampling {o.sampling}, lambda_fid {o.lambda_fid}"
+    if o.kind == "rsd":
+        floor = "the teacher's" if o.sigma_floor is None else f"{o.sigma_floor:g}"
+        return f"rsd, teacher `{o.teacher}`, sigma_gen {o.sigma_gen}, level floor {floor}, {o.fake_steps} fake steps per step"
+    return f"{o.kind}, noise levels {o.sigma_min:g}..{o.sigma_max:g}" + (f", loss {o.loss}" if o.kind == "mmse" else "")
+
+
+def _data_text(cfg: RunConfig, data_dir: str, n_images: int) -> str:
+    size = f"{cfg.data.crop}x{cfg.data.crop}"
+    if cfg.objective.kind == "rsd":
+        return f"none (data-free distillation; {size} generated samples, channels {cfg.model.channels})"
+    return f"`{data_dir}` ({n_images} images, {size} crops, channels {cfg.model.channels})"
 
 
 def _card(cfg: RunConfig, step: int, wall: float, data_dir: str, n_images: int, hw: str, metrics: dict,
@@ -258,9 +291,9 @@ def _card(cfg: RunConfig, step: int, wall: float, data_dir: str, n_images: int, 
 |---|---|
 | model | {cfg.model.kind}, {n_params:,} parameters, width {cfg.model.base_width}, mult {list(cfg.model.channel_mult)} |
 | process | {proc} |
-| objective | {cfg.objective.kind}, prior {cfg.objective.prior}, sampling {cfg.objective.sampling}, lambda_fid {cfg.objective.lambda_fid} |
+| objective | {_objective_text(cfg.objective)} |
 | corruption | {_corruption_text(cfg.corruption)} |
-| data | `{data_dir}` ({n_images} images, {cfg.data.crop}x{cfg.data.crop} crops, channels {cfg.model.channels}) |
+| data | {_data_text(cfg, data_dir, n_images)} |
 | steps | {step} (batch {cfg.data.batch_size} per process) |
 | hardware | {hw} |
 | wall time | {wall / 3600:.2f} h ({wall:.0f} s) |
@@ -296,12 +329,17 @@ def _sample_figure(c: Components, x0: torch.Tensor, path: Path, seed: int) -> No
     G = c.ema.model
     n = cfg.train.sample_count
     nrow = min(n, 8)
+    if cfg.objective.kind == "rsd":  # one-step samples only: there is nothing to restore
+        z = torch.randn((n, cfg.model.channels, cfg.data.crop, cfg.data.crop),
+                        generator=torch.Generator().manual_seed(seed)).to(c.device)
+        save_grid(path, from_net(one_step(G, z, c.objective.log_sigma_gen).float()).cpu(), nrow)
+        return
     post = cfg.objective.sampling == "posterior" or (cfg.model.kind == "mmse" and not c.process.max_level)
     gen = sample(G, c.process, n, cfg.data.crop, cfg.model.channels, seed=seed, batch_size=min(n, 16), device=c.device,
                  posterior=post)
     rows = [gen]
     m = min(nrow, x0.shape[0])
-    clean = x0[:m].float()
+    clean = x0[:m, :cfg.model.channels].float()  # masked data: the image, without its mask channel
     rows.append(from_net(clean).cpu())
     torch.manual_seed(seed)
     for k in range(1, c.process.K + 1):
@@ -343,9 +381,13 @@ def train(cfg: RunConfig, data_dir, out_dir, steps: Optional[int] = None, resume
         if steps is not None:
             cfg = replace(cfg, train=replace(cfg.train, steps=int(steps)))
         total = cfg.train.steps
+        cfg = resolve_rsd_config(cfg)
         cor = cfg.corruption
-        dataset = ImageFolder(data_dir, cfg.data.crop, cfg.model.channels, cfg.data.hflip, cfg.data.vflip,
-                              cfg.data.cache, noise_sigma=cor.sigma_n if cor.simulate else 0.0, noise_seed=cor.seed)
+        distill = cfg.objective.kind == "rsd"  # data free: batches only carry a shape
+        dataset = None if distill else ImageFolder(
+            data_dir, cfg.data.crop, cfg.model.channels, cfg.data.hflip, cfg.data.vflip, cfg.data.cache,
+            noise_sigma=cor.sigma_n if cor.simulate else 0.0, noise_seed=cor.seed, masked=cor.operator == "mask",
+            mask_missing=cor.missing if cor.simulate else 0.0)
         c = build_components(cfg, info)
         start, wall0 = 0, 0.0
         if resume and have_ckpt:
@@ -358,11 +400,15 @@ def train(cfg: RunConfig, data_dir, out_dir, steps: Optional[int] = None, resume
         seed = cfg.train.seed + 10007 * info.rank + 7919 * start
         torch.manual_seed(seed)
         np.random.seed(seed % 2**32)
-        loader = DataLoader(dataset, batch_size=cfg.data.batch_size,
-                            sampler=InfiniteSampler(len(dataset), info.rank, info.world, seed),
-                            num_workers=cfg.data.num_workers, drop_last=True, worker_init_fn=worker_init,
-                            persistent_workers=cfg.data.num_workers > 0, pin_memory=info.device.type == "cuda")
-        batches = iter(loader)
+        if distill:
+            shape = (cfg.data.batch_size, cfg.model.channels, cfg.data.crop, cfg.data.crop)
+            batches = iter(lambda: torch.zeros(shape), None)
+        else:
+            loader = DataLoader(dataset, batch_size=cfg.data.batch_size,
+                                sampler=InfiniteSampler(len(dataset), info.rank, info.world, seed),
+                                num_workers=cfg.data.num_workers, drop_last=True, worker_init_fn=worker_init,
+                                persistent_workers=cfg.data.num_workers > 0, pin_memory=info.device.type == "cuda")
+            batches = iter(loader)
         mf = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
         hw = _hardware(info)
         n_params = count_params(c.G)
@@ -382,7 +428,7 @@ def train(cfg: RunConfig, data_dir, out_dir, steps: Optional[int] = None, resume
         def save(step_done: int) -> None:
             wall = wall0 + time.time() - t_start
             tensors, meta = _trainer_state(c, step_done, wall, {"metrics": avg})
-            card = _card(cfg, step_done, wall, str(data_dir), len(dataset), hw, avg, n_params)
+            card = _card(cfg, step_done, wall, str(data_dir), len(dataset) if dataset else 0, hw, avg, n_params)
             save_checkpoint(ckpt, c.ema.model.state_dict(), cfg, card, tensors, meta)
 
         try:
@@ -390,7 +436,7 @@ def train(cfg: RunConfig, data_dir, out_dir, steps: Optional[int] = None, resume
                 x0 = next(batches).to(info.device, non_blocking=True)
                 if batch_hook is not None:
                     x0 = batch_hook(step, x0)
-                x0 = to_net(x0).contiguous(memory_format=mf)
+                x0 = batch_to_net(x0, cfg.model.channels).contiguous(memory_format=mf)
                 logs = train_step(c, x0, step, info)
                 step += 1
                 n_log += 1
@@ -400,7 +446,8 @@ def train(cfg: RunConfig, data_dir, out_dir, steps: Optional[int] = None, resume
                     if bar is not None:
                         bar.update(1)
                         if step % 10 == 0 or step == total:
-                            bar.set_postfix({k: f"{avg[k]:.3g}" for k in ("loss_d", "loss_g", "fid", "mse", "mse_y") if k in avg})
+                            bar.set_postfix({k: f"{avg[k]:.3g}" for k in ("loss_d", "loss_g", "fid", "mse", "mse_y", "mse_known", "loss_fake")
+                                             if k in avg})
                     if step % cfg.train.log_every == 0 or step == total:
                         dt = time.time() - t_log
                         rec = {"step": step, "images_per_s": n_log * cfg.data.batch_size * info.world / max(dt, 1e-9),
