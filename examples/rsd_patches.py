@@ -7,8 +7,8 @@ distance (LP-SWD, PGGAN) of generated 64x64 patches to clean CBSD68 patches, plu
 
 Rows: the training images as the user has them (noisy, σ_n of the teacher's corruption), the same
 patches clean (not available to such a user; the floor of the table), the teacher sampled by the
-probability-flow ODE (``--ode-steps`` Heun steps down to σ_n, then one denoiser call: 2·steps
-calls), and each student (one call). Every row has ``--n`` patches; the reference set is ``--n``
+probability-flow ODE (``--ode-steps`` noise levels from σ_max down to σ_n, Heun steps between
+them, then one denoiser call: 2·steps − 1 calls), and each student (one call). Every row has ``--n`` patches; the reference set is ``--n``
 random CBSD68 crops (seeded). Writes OUT/patches.json, OUT/grid_<row>.png (32 patches a row),
 OUT/samples.jpg (8 patches of every row, in the table's order) and prints a table.
 """
@@ -48,6 +48,8 @@ def main(argv=None) -> int:
     ap.add_argument("--n", type=int, default=512)
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--ode-steps", default="18", help="comma list: one teacher row per step count (empty: none)")
+    ap.add_argument("--fresh-masks", action="store_true", help="mask teachers: a fresh mask at every ODE call "
+                    "(default: one mask per trajectory, Ambient Diffusion's fixed-mask sampler)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args(argv)
@@ -65,8 +67,9 @@ def main(argv=None) -> int:
     for st in (int(s) for s in a.ode_steps.split(",") if s):
         t0 = time.time()
         imgs = sample_ode(teacher.generator, a.n, a.size, teacher.channels, sigma_max=teacher.config.objective.sigma_max,
-                          sigma_min=lo, steps=st, seed=a.seed, progress=True, mask_known=teacher.mask_known)
-        rows[f"teacher, ODE {st} steps"] = (imgs, 2 * st, time.time() - t0)
+                          sigma_min=lo, steps=st, seed=a.seed, progress=True, mask_known=teacher.mask_known,
+                          fixed_mask=not a.fresh_masks)
+        rows[f"teacher, ODE {st} steps"] = (imgs, 2 * st - 1, time.time() - t0)
     for spec in a.student:
         name, _, path = spec.rpartition("=")
         p = load_prior(path)

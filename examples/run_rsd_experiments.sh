@@ -36,6 +36,8 @@ wait
 [ -f "$OUT/patches-mask/patches.json" ] || python examples/rsd_patches.py --teacher "$OUT/teacher-mask/checkpoint" \
   --student "mask=$OUT/student-mask/checkpoint" \
   --reference "$DATA/CBSD68" --train-data "$DATA/CBSD432" --ode-steps 4,18 --out "$OUT/patches-mask"
+[ -f "$OUT/patches-mask-fresh/patches.json" ] || python examples/rsd_patches.py --teacher "$OUT/teacher-mask/checkpoint" \
+  --reference "$DATA/CBSD68" --train-data "$DATA/CBSD432" --ode-steps 4,18 --fresh-masks --out "$OUT/patches-mask-fresh"
 wait
 
 # 3. the noisy-data teacher as a restoration prior on CBSD68, against the clean-data twin

@@ -107,17 +107,22 @@ def karras_sigmas(sigma_max: float, sigma_min: float, steps: int, rho: float = 7
 @torch.no_grad()
 def sample_ode(G, n: int, size: int | tuple[int, int] = 64, channels: int = 3, *, sigma_max: float = 1.0,
                sigma_min: float = 0.002, steps: int = 18, seed: Optional[int] = None, batch_size: int = 16,
-               device=None, progress: bool = False, mask_known: Optional[float] = None) -> torch.Tensor:
+               device=None, progress: bool = False, mask_known: Optional[float] = None,
+               fixed_mask: bool = True) -> torch.Tensor:
     """``n`` images in [0, 1] from a noise-level-conditioned denoiser G(x, log σ) (an MMSE twin or an
     ambient teacher): Heun steps of the probability-flow ODE dx/dσ = (x − G(x, σ))/σ on Karras'
     grid from sigma_max down to sigma_min ([0, 1] units), then one last denoiser call at sigma_min
     (for an ambient teacher sigma_min is its data's noise level, below which it knows nothing).
-    2·steps − 1 + 1 denoiser calls. ``mask_known`` (an ambient-mask teacher's ``prior.mask_known``):
-    each call sees the input through a fresh random mask keeping that fraction of the pixels."""
+    2·steps − 1 denoiser calls. ``mask_known`` (an ambient-mask teacher's ``prior.mask_known``):
+    the denoiser sees the input through a random mask keeping that fraction of the pixels, one mask
+    per image for the whole trajectory (``fixed_mask``, Ambient Diffusion's sampler) or a fresh
+    one at every call."""
     h, w = (size, size) if isinstance(size, int) else size
     device = device if device is not None else next(G.parameters()).device
     gen = _generator(device, seed)
     sig = [float(v) for v in karras_sigmas(2 * sigma_max, 2 * sigma_min, steps)]  # network units
+
+    fixed = {}
 
     def den(x, s):
         ls = torch.full((x.shape[0],), math.log(s), device=device)
@@ -125,13 +130,17 @@ def sample_ode(G, n: int, size: int | tuple[int, int] = 64, channels: int = 3, *
             return G(x, ls, None).float()
         from pnp_rgm.priors import random_known
 
-        known = random_known(x, mask_known, gen)
+        known = fixed.get("mask") if fixed_mask else None
+        if known is None or known.shape[0] != x.shape[0]:
+            known = random_known(x, mask_known, gen)
+            fixed["mask"] = known
         return G(x * known, ls, None, mask=known).float()
 
     out = []
     for i in _batches(n, batch_size, progress):
         b = min(batch_size, n - i * batch_size)
         x = sig[0] * torch.randn((b, channels, h, w), device=device, generator=gen)
+        fixed.clear()  # a new mask for each batch of trajectories
         for a, c in zip(sig[:-1], sig[1:]):
             da = (x - den(x, a)) / a
             xc = x + (c - a) * da

@@ -83,3 +83,28 @@ def test_ode_sampler_with_the_exact_gaussian_denoiser():
     want = s * s / math.sqrt(s * s + s_min * s_min)
     assert got == pytest.approx(want, rel=0.03)
     assert torch.equal(out, sample_ode(_Shrink(s * s), 64, 16, 1, sigma_max=2.0, sigma_min=s_min / 2, steps=24, seed=0))
+
+
+class _RecordMasks(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.p = torch.nn.Parameter(torch.zeros(()))
+        self.masks = []
+
+    def forward(self, x, logs, z, mask=None):
+        self.masks.append(mask.clone())
+        assert torch.equal(x * mask, x)  # the hidden pixels are not shown
+        return 0.5 * x
+
+
+@pytest.mark.parametrize("fixed", [True, False])
+def test_ode_sampler_masks_for_masked_data_teachers(fixed):
+    from pnp_rgm.sampling import sample_ode
+
+    G = _RecordMasks()
+    sample_ode(G, 4, 16, 3, sigma_max=1.0, sigma_min=0.01, steps=5, seed=0, mask_known=0.3, fixed_mask=fixed)
+    assert len(G.masks) == 2 * 5 - 1  # two per Heun step, one last call
+    kept = torch.stack(G.masks).mean()
+    assert 0.2 < float(kept) < 0.4
+    same = all(torch.equal(m, G.masks[0]) for m in G.masks)
+    assert same == fixed  # one mask per trajectory (Ambient Diffusion's sampler) or a fresh one each call
