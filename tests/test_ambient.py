@@ -235,8 +235,34 @@ def test_masked_dataset_simulated_and_from_files(tmp_path):
     ds = ImageFolder(tmp_path, 16, masked=True)
     assert len(ds) == 1 and np.array_equal(ds._image(0)[:, :, 3], known)  # masks/ is not an image of the set
     write_image(tmp_path / "b.png", img, overwrite=True)
-    with pytest.raises(ImageError, match="no mask"):
-        ImageFolder(tmp_path, 16, masked=True)._image(1)
+    with pytest.raises(ImageError, match="1 of 2 images have no mask"):  # found before training starts
+        ImageFolder(tmp_path, 16, masked=True)
+    cached = ImageFolder(tmp_path, 16, masked=True, mask_missing=0.6, cache=True)
+    cached._image(0)
+    assert cached.cache[0].dtype == np.uint8  # an 8-bit image and a 0/1 mask are exact in uint8
+    assert np.array_equal(cached._image(0), ImageFolder(tmp_path, 16, masked=True, mask_missing=0.6)._image(0))
+
+
+def test_worker_errors_keep_their_one_line_message():
+    from pnp_rgm.errors import ImageError
+    from pnp_rgm.train.data import unwrap_worker_error
+
+    wrapped = ImageError("Caught ImageError in DataLoader worker process 0.\nOriginal Traceback (most recent call "
+                         "last):\n  File \"x.py\", line 1\npnp_rgm.errors.ImageError: a.png: mask is 4x4, its image 8x8\n")
+    got = unwrap_worker_error(wrapped)
+    assert isinstance(got, ImageError) and str(got) == "a.png: mask is 4x4, its image 8x8"
+    plain = ImageError("a.png: unreadable")
+    assert unwrap_worker_error(plain) is plain
+
+
+def test_cli_masked_data_without_masks_writes_nothing(tmp_path, capsys):
+    from pnp_rgm.cli import main
+
+    (tmp_path / "data").mkdir()
+    write_image(tmp_path / "data" / "a.png", np.full((40, 40, 3), 0.5, np.float32), overwrite=True)
+    rc = main(["train", "ambient-mask-cpu", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "run"), "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "no mask" in err and not (tmp_path / "run").exists()
 
 
 def test_ambient_mask_trains_and_denoises(tmp_path):

@@ -60,6 +60,11 @@ class ImageFolder(Dataset):
         self.crop, self.channels, self.hflip, self.vflip = crop, channels, hflip, vflip
         self.noise_sigma, self.noise_seed = float(noise_sigma), int(noise_seed)
         self.masked, self.mask_missing = bool(masked), float(mask_missing)
+        if self.masked and not self.mask_missing:  # before a run writes anything, not in a worker mid-epoch
+            lost = [f for f in self.files if not self._mask_path(f).is_file()]
+            if lost:
+                raise ImageError(f"{self.root}: {len(lost)} of {len(self.files)} images have no mask, e.g. "
+                                 f"{self._mask_path(lost[0])} (masked data needs one per image in {MASK_DIR}/, white = known)")
         self.cache: Optional[dict[int, np.ndarray]] = {} if cache else None
 
     def __len__(self) -> int:
@@ -82,19 +87,19 @@ class ImageFolder(Dataset):
         if self.masked:
             m = self._mask(i, img.shape[:2]).astype(np.float32)[:, :, None]
             img = np.concatenate([img * m, m], axis=2)
-        if self.cache is not None:
-            exact = self.noise_sigma > 0 or self.masked
-            self.cache[i] = img if exact else np.round(img * 255).astype(np.uint8)
+        if self.cache is not None:  # a 0/1 mask channel and a masked 8-bit image stay exact in uint8
+            self.cache[i] = img if self.noise_sigma > 0 else np.round(img * 255).astype(np.uint8)
         return img
+
+    def _mask_path(self, image: Path) -> Path:
+        return self.root / MASK_DIR / image.relative_to(self.root)
 
     def _mask(self, i: int, shape: tuple[int, int]) -> np.ndarray:
         from pnp_rgm.operators.masks import mask_from_image, random_mask
 
         if self.mask_missing > 0:
             return random_mask(shape, self.mask_missing, seed=[self.noise_seed, i])
-        path = self.root / MASK_DIR / self.files[i].relative_to(self.root)
-        if not path.is_file():
-            raise ImageError(f"{self.files[i]}: no mask {path} (masked data needs one mask per image, white = known)")
+        path = self._mask_path(self.files[i])
         m = mask_from_image(_read(path))
         if m.shape != tuple(shape):
             raise ImageError(f"{path}: mask is {m.shape[1]}x{m.shape[0]}, its image {shape[1]}x{shape[0]}")
@@ -135,6 +140,17 @@ class InfiniteSampler(Sampler):
                 perm = perm * (self.world // len(perm) + 1)
             yield from perm[self.rank::self.world]
             epoch += 1
+
+
+def unwrap_worker_error(exc: Exception) -> Exception:
+    """The same error with its own message: a DataLoader worker re-raises it in the main process
+    with "Caught X in DataLoader worker ..." and the worker's traceback prepended."""
+    msg = str(exc)
+    if "Original Traceback" not in msg:
+        return exc
+    last = msg.rstrip().splitlines()[-1]
+    prefix = f"{type(exc).__module__}.{type(exc).__qualname__}: "
+    return type(exc)(last[len(prefix):] if last.startswith(prefix) else last)
 
 
 def worker_init(worker_id: int) -> None:

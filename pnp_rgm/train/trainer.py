@@ -360,14 +360,13 @@ def train(cfg: RunConfig, data_dir, out_dir, steps: Optional[int] = None, resume
     ``on_end(components, dist_info)`` runs on every rank after the last step."""
     from torch.utils.data import DataLoader
 
-    from pnp_rgm.train.data import ImageFolder, InfiniteSampler, worker_init
+    from pnp_rgm.train.data import ImageFolder, InfiniteSampler, unwrap_worker_error, worker_init
 
     out = Path(out_dir)
     ckpt = out / "checkpoint"
     info = D_.setup(cfg.train.device)
     try:
         if info.is_main:
-            out.mkdir(parents=True, exist_ok=True)
             recover(ckpt)
         D_.barrier(info)
         have_ckpt = (ckpt / "trainer" / "state.json").is_file()
@@ -393,7 +392,8 @@ def train(cfg: RunConfig, data_dir, out_dir, steps: Optional[int] = None, resume
         if resume and have_ckpt:
             meta = _load_trainer_state(c, ckpt)
             start, wall0 = int(meta["step"]), float(meta.get("wall_time_s", 0.0))
-        if info.is_main:
+        if info.is_main:  # the run folder appears only once config, data and networks are good
+            out.mkdir(parents=True, exist_ok=True)
             save_config(cfg, out / "config.yaml")
             (out / "samples").mkdir(exist_ok=True)
         # per-rank, per-resume randomness for data and noise
@@ -433,7 +433,11 @@ def train(cfg: RunConfig, data_dir, out_dir, steps: Optional[int] = None, resume
 
         try:
             while step < total:
-                x0 = next(batches).to(info.device, non_blocking=True)
+                try:
+                    x0 = next(batches)
+                except PnpRgmError as exc:  # a bad image met in a worker: its own one-line message
+                    raise unwrap_worker_error(exc) from None
+                x0 = x0.to(info.device, non_blocking=True)
                 if batch_hook is not None:
                     x0 = batch_hook(step, x0)
                 x0 = batch_to_net(x0, cfg.model.channels).contiguous(memory_format=mf)
