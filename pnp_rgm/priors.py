@@ -215,7 +215,7 @@ class Prior:
             if self.mask_known is not None:  # a masked-data teacher: shown what it was trained on
                 known = random_known(xn, self.mask_known, generator)
                 xn = xn * known
-            return from_net(self.generator(xn, torch.log(s2), None, **({"mask": known} if known is not None else {})).float())
+            return from_net(self.generator(xn, torch.log(s2), None, mask=known).float())
         if self.process.max_level:
             raise PnpRgmError(f"denoise: a multiscale prior ({self.process.name}) cannot denoise; use a noise-process or MMSE prior")
         levels = self.process.noise_to_signal()[1:].float().to(self.device)  # (K,)

@@ -166,7 +166,6 @@ class RSDObjective:
         z = torch.randn_like(like, dtype=torch.float32)
         return one_step(G, z, self.log_sigma_gen).float()
 
-
     def d_loss(self, G, F, x0: torch.Tensor, r1: bool = False) -> tuple[torch.Tensor, dict]:
         """Fake-score update: the teacher's own training loss on corrupted generated samples."""
         with torch.no_grad():
@@ -182,14 +181,14 @@ class RSDObjective:
         y_g = self.domain.corrupt(x_g)
         logs_ = self.domain.levels(x0.shape[0], x0.device)
         y_t = self.domain.noised(y_g, logs_)
-        kw, ref = {}, x_g
+        known, ref = None, x_g
         if self.missing:  # only the shown pixels of A(x_g + σ ε) carry a score; as many as the teacher saw
             known = random_known(y_g, self.shown)
-            y_t, y_g, ref, kw = known * y_t, known * y_g, known * x_g, {"mask": known}
+            y_t, y_g, ref = known * y_t, known * y_g, known * x_g
         with torch.no_grad():
-            d_t = self.teacher(y_t, logs_, None, **kw).float()
-            d_f = F(y_t, logs_, None, **kw).float()
-        if self.missing:
+            d_t = self.teacher(y_t, logs_, None, mask=known).float()
+            d_f = F(y_t, logs_, None, mask=known).float()
+        if known is not None:
             d_t, d_f = known * d_t, known * d_f
         loss = distillation_loss(y_g, d_t, d_f, ref=ref)
         return loss, {"loss_g": loss.detach(), "score_gap": (d_f - d_t).pow(2).mean().detach()}

@@ -122,30 +122,26 @@ def sample_ode(G, n: int, size: int | tuple[int, int] = 64, channels: int = 3, *
     gen = _generator(device, seed)
     sig = [float(v) for v in karras_sigmas(2 * sigma_max, 2 * sigma_min, steps)]  # network units
 
-    fixed = {}
+    from pnp_rgm.priors import random_known
 
-    def den(x, s):
+    def den(x, s, known):
         ls = torch.full((x.shape[0],), math.log(s), device=device)
         if mask_known is None:
             return G(x, ls, None).float()
-        from pnp_rgm.priors import random_known
-
-        known = fixed.get("mask") if fixed_mask else None
-        if known is None or known.shape[0] != x.shape[0]:
+        if known is None:  # a fresh mask at every call
             known = random_known(x, mask_known, gen)
-            fixed["mask"] = known
         return G(x * known, ls, None, mask=known).float()
 
     out = []
     for i in _batches(n, batch_size, progress):
         b = min(batch_size, n - i * batch_size)
         x = sig[0] * torch.randn((b, channels, h, w), device=device, generator=gen)
-        fixed.clear()  # a new mask for each batch of trajectories
+        fixed = random_known(x, mask_known, gen) if mask_known is not None and fixed_mask else None
         for a, c in zip(sig[:-1], sig[1:]):
-            da = (x - den(x, a)) / a
+            da = (x - den(x, a, fixed)) / a
             xc = x + (c - a) * da
-            x = x + (c - a) * 0.5 * (da + (xc - den(xc, c)) / c)
-        out.append(from_net(den(x, sig[-1])).cpu())
+            x = x + (c - a) * 0.5 * (da + (xc - den(xc, c, fixed)) / c)
+        out.append(from_net(den(x, sig[-1], fixed)).cpu())
     return torch.cat(out, dim=0)
 
 
