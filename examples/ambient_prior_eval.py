@@ -6,7 +6,7 @@ each prior on the same simulated observations (``pnp-rgm benchmark``) and tabula
         --prior noisy-data=RUN/teacher/checkpoint --prior clean-data=RUN/clean/checkpoint
 
 Tasks (``--tasks``, ``task:sigma`` comma list, default denoise at 25/255 and 50/255, and noiseless
-sr4); methods: one denoiser call (denoise only), rgm-drs (the task preset's DRS schedule with the
+sr4; ``--op width=1.5 --op size=9`` sets a blur's kernel); methods: one denoiser call (denoise only), rgm-drs (the task preset's DRS schedule with the
 prior in place of the preset's) and dpir-hqs (HQS). Each run is resumable and keeps the
 benchmark's results.csv / summary.md / grid.png under OUT/<prior>/<task>_<sigma>/. Writes
 OUT/ambient_eval.json and OUT/ambient_eval.png (matplotlib, optional) and prints a table.
@@ -37,7 +37,10 @@ def main(argv=None) -> int:
     ap.add_argument("--limit", type=int, default=0)
     ap.add_argument("--crop", type=int, default=256)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--op", action="append", default=[], metavar="KEY=VALUE",
+                    help="operator setting of the simulated degradation (e.g. width=1.5, size=9 for deblur-gauss); repeatable")
     a = ap.parse_args(argv)
+    op_settings = {k: float(v) if k == "width" else int(v) for k, v in (o.split("=", 1) for o in a.op)}
     torch.set_num_threads(a.threads)
     priors = dict(p.split("=", 1) if "=" in p else (Path(p).parent.name, p) for p in a.prior)
     tasks = [(t.split(":")[0], float(t.split(":")[1]) if ":" in t else 0.0) for t in a.tasks.split(",")]
@@ -46,7 +49,8 @@ def main(argv=None) -> int:
         for task, sigma in tasks:
             methods = (["denoiser"] if task == "denoise" else []) + ["rgm-drs", "dpir-hqs"]
             out = a.out / name / f"{task}_{sigma:g}"
-            run_benchmark(task, a.data, out, methods, sigma=sigma, limit=a.limit, crop=a.crop, prior=path)
+            run_benchmark(task, a.data, out, methods, sigma=sigma, limit=a.limit, crop=a.crop, prior=path,
+                          settings=op_settings if task != "denoise" else None)
             rows = read_rows(out / "results.csv")
             for m in methods:
                 mine = [r for r in rows if r["method"] == m]

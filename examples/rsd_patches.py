@@ -63,12 +63,18 @@ def main(argv=None) -> int:
     if cor.operator == "denoise":
         rows[f"training patches, noisy (σ_n {cor.sigma_n:g}: the data)"] = (
             crops(a.train_data, a.n, a.size, a.seed, noise=cor.sigma_n), 0, 0.0)
-    lo = max(cor.sigma_n, teacher.config.objective.sigma_min)
+    if teacher.spectral is not None:  # blurred data: the same patches through the corruption
+        ds = ImageFolder(a.train_data, a.size, 3, hflip=False, cache=True, noise_sigma=cor.sigma_n, noise_seed=a.seed,
+                         degrade=teacher.spectral.degrade_image)
+        np.random.seed(a.seed)
+        rows[f"training patches, {cor.operator} + σ_n {cor.sigma_n:g} (the data)"] = (
+            torch.stack([ds[i % len(ds)] for i in range(a.n)]).clamp(0, 1), 0, 0.0)
+    lo = max(cor.sigma_n, teacher.config.objective.sigma_min, teacher.sigma_floor if teacher.spectral else 0.0)
     for st in (int(s) for s in a.ode_steps.split(",") if s):
         t0 = time.time()
         imgs = sample_ode(teacher.generator, a.n, a.size, teacher.channels, sigma_max=teacher.config.objective.sigma_max,
                           sigma_min=lo, steps=st, seed=a.seed, progress=True, mask_known=teacher.mask_known,
-                          fixed_mask=not a.fresh_masks)
+                          fixed_mask=not a.fresh_masks, project=teacher.view if teacher.spectral else None)
         rows[f"teacher, ODE {st} steps"] = (imgs, 2 * st - 1, time.time() - t0)
     for spec in a.student:
         name, _, path = spec.rpartition("=")

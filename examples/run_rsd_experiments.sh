@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The three experiments of "priors from corrupted data only" (BENCHMARKS.md), end to end on CPU:
+# The experiments of "priors from corrupted data only" (BENCHMARKS.md), end to end on CPU:
 #   examples/run_rsd_experiments.sh OUT [DATA]        # DATA = ../shared/datasets (CBSD432, CBSD68)
-# About 2.5 h on two cores: the trainings run two at a time, one thread each. Resumable: a step
+# About 3.5 h on two cores: the trainings run two at a time, one thread each. Resumable: a step
 # whose output exists is skipped (delete it to redo).
 set -euo pipefail
 OUT=${1:?usage: $0 OUT [DATA]}
@@ -46,3 +46,15 @@ python examples/ambient_prior_eval.py --data "$DATA/CBSD68" --out "$OUT/prior-ev
 # how AMBIENT_FLOOR was chosen (training images, not a test set)
 python examples/denoise_eval.py --data "$DATA/CBSD432" --limit 24 --crop 128 --sigmas 0.05,0.1,0.3 \
   --floors 1,1.2,1.41,1.7,2 "$OUT/teacher/checkpoint" | tee "$OUT/floor.md"
+
+# 4. a teacher from blurred data only (ambient-fourier) against one that ignores the blur, and the clean twin
+[ -d "$OUT/blur15" ] || python examples/corrupt_folder.py --data "$DATA/CBSD432" --out "$OUT/blur15" \
+  --operator deblur-gauss --width 1.5 --size 9 --sigma-n 0.02
+train teacher-blur ambient-fourier-cpu --data "$OUT/blur15" --steps 3000 --set train.name=ambient-fourier-3k &
+train naive-blur ambient-noise-cpu --data "$OUT/blur15" --steps 3000 --set corruption.sigma_n=0.02 --set train.name=naive-blurred-3k
+wait
+python examples/denoise_eval.py --data "$DATA/CBSD68" --sigmas 0.05,0.1,0.2 "$OUT/teacher-blur/checkpoint" \
+  "$OUT/naive-blur/checkpoint" "$OUT/clean/checkpoint" | tee "$OUT/blur-denoise.md"
+python examples/ambient_prior_eval.py --data "$DATA/CBSD68" --out "$OUT/blur-eval" --tasks deblur-gauss:0.02 \
+  --op width=1.5 --op size=9 --prior "blurred data=$OUT/teacher-blur/checkpoint" \
+  --prior "blurred data, blur ignored=$OUT/naive-blur/checkpoint" --prior "clean data=$OUT/clean/checkpoint"

@@ -26,7 +26,7 @@ from pnp_rgm.nets.unet import SIGMA_DATA, edm_coefficients
 from pnp_rgm.processes import BlockAverage
 from pnp_rgm.sampling import restore_step
 
-__all__ = ["RGMObjective", "MMSEObjective", "AmbientNoiseObjective", "AmbientMaskObjective", "make_objective", "mmd2", "dswd", "needs_discriminator"]
+__all__ = ["RGMObjective", "MMSEObjective", "AmbientNoiseObjective", "AmbientMaskObjective", "AmbientSpectralObjective", "make_objective", "mmd2", "dswd", "needs_discriminator"]
 
 
 def needs_discriminator(cfg) -> bool:
@@ -338,6 +338,69 @@ class AmbientMaskObjective:
         return loss, {"mse_known": mse_known, "loss_g": loss.detach()}
 
 
+class AmbientSpectralObjective:
+    """A denoiser of clean images learned from blurred or block-averaged images only
+    (``objective.kind: ambient`` with a ``deblur-*`` or ``srN`` corruption; the Fourier-space
+    variant): the input and the target are built per component of the operator's SVD, which for
+    a blur is its frequency basis; see :mod:`pnp_rgm.spectral`. The batch is data patches y
+    (B, C, h, w); the network works on the clean patches behind them (B, C, h + 2r, w + 2r) or
+    (B, C, f·h, f·w). Levels log-uniform in [max(sigma_min, κ min τ), sigma_max]. EDM weighting
+    per component, 1/c_out(ρ_i)² at the noise ρ_i it is seen with."""
+
+    has_d = False
+
+    def __init__(self, cfg, process, precond: str = "none", corruption=None) -> None:
+        from pnp_rgm.spectral import SpectralAmbient
+
+        self.cfg, self.process, self.precond = cfg, process, precond
+        self.spectral = SpectralAmbient(corruption, cfg.further_noise)
+        self.lo = math.log(max(2 * cfg.sigma_min, self.spectral.floor()))
+        self.hi = math.log(2 * cfg.sigma_max)
+
+    def level_input(self, y: torch.Tensor, logs_: torch.Tensor) -> dict:
+        """The network input at per-sample levels log σ built from data patches y (differentiable in
+        y): ``inp`` = V(u), with the pieces the loss needs (``op``, ``s``, ``passed``, ``rho``, ``a``,
+        ``r``, ``uty``, ``x_in``) in the spectral basis."""
+        sp = self.spectral
+        b, c, h, w = y.shape
+        op = sp.operator((c, sp.clean_size(h), sp.clean_size(w)))
+        k = op.rank
+        with torch.autocast(y.device.type, enabled=False):  # the SVD transforms stay in fp32
+            yf = y.float()
+            sig = torch.exp(logs_.float())[:, None]
+            lv = sp.levels(op, yf, sig)
+            s, tau, passed, rho, a = lv["s"], lv["tau"], lv["passed"], lv["rho"], lv["a"]
+            uty = op.Ut(yf)[:, :k]
+            coef = torch.where(passed, uty / torch.where(passed, s, torch.ones_like(s)), torch.zeros_like(uty))  # c_i
+            tau0 = torch.where(passed, tau, torch.zeros_like(tau))[None]
+            x_in = coef + (rho ** 2 - tau0 ** 2).clamp_min(0).sqrt() * torch.randn_like(coef)  # x_i + ρ_i noise
+            u = torch.where(passed[None], a * x_in, torch.zeros_like(coef))  # a_i x_i + σ noise; 0 where A passes nothing
+            inp = op.V(torch.cat([u, u.new_zeros(b, op.in_numel - k)], dim=1))
+            r = torch.where(passed[None], tau0 ** 2 / rho ** 2, torch.zeros_like(rho))
+        return dict(op=op, s=s, passed=passed, rho=rho, a=a, r=r, uty=uty, x_in=x_in, inp=inp)
+
+    def loss_at(self, G, y: torch.Tensor, logs_: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(per-sample loss, per-sample measurement-domain MSE) at per-sample levels log σ."""
+        v = self.level_input(y, logs_)
+        op, s, passed, rho, r, uty = (v[n] for n in ("op", "s", "passed", "rho", "r", "uty"))
+        d = G(v["inp"], logs_, None).float()
+        with torch.autocast(y.device.type, enabled=False):
+            d_c = op.Vt(d)[:, :op.rank]
+            m = r * v["x_in"] + (1 - r) * d_c  # E[c | input], written with the prediction
+            err = torch.where(passed, s * m - uty, torch.zeros_like(uty)).pow(2)  # (A m − y)² in U's basis
+            mse = err.sum(1) / y[0].numel()
+            per = mse
+            if self.precond == "edm":  # EDM's 1/c_out² at the noise ρ_i each component is seen with
+                per = (err * (rho ** 2 + SIGMA_DATA ** 2) / (rho * SIGMA_DATA) ** 2).sum(1) / y[0].numel()
+        return 0.5 * per, mse
+
+    def g_loss(self, G, D, y: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        logs_ = torch.rand(y.shape[0], device=y.device) * (self.hi - self.lo) + self.lo
+        per, mse = self.loss_at(G, y, logs_)
+        loss = per.mean()
+        return loss, {"mse_y": mse.mean().detach(), "loss_g": loss.detach()}
+
+
 def make_objective(cfg, process, precond: str = "none", corruption=None, channels: int = 3):
     """The trainer's objective; ``precond`` is the model's output parameterization (MMSE twins);
     ``corruption`` (a CorruptionConfig) describes the data of an ``ambient`` objective."""
@@ -347,6 +410,8 @@ def make_objective(cfg, process, precond: str = "none", corruption=None, channel
         return RSDObjective(cfg, process, precond, corruption)
     if cfg.kind == "ambient" and corruption is not None and corruption.operator == "mask":
         return AmbientMaskObjective(cfg, process, precond, channels)
+    if cfg.kind == "ambient" and corruption is not None and corruption.operator not in ("denoise", "none"):
+        return AmbientSpectralObjective(cfg, process, precond, corruption)
     if cfg.kind == "ambient":
         return AmbientNoiseObjective(cfg, process, precond, corruption.sigma_n if corruption is not None else 0.0)
     return MMSEObjective(cfg, process, precond) if cfg.kind == "mmse" else RGMObjective(cfg, process)

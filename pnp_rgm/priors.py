@@ -33,7 +33,10 @@ API (all tensors (B, C, H, W), images in [0, 1] unless stated)::
   up to the floor (so the input matches what it was trained on) and it denoises there; it knows
   no finer detail than its data had. An ambient-mask teacher never saw a whole image: each call
   shows it a fresh random mask with the known fraction it was trained on (``prior.mask_known``),
-  as Ambient Diffusion samples.
+  as Ambient Diffusion samples. A blurred- or block-averaged-data (spectral ambient) teacher is
+  shown its input as its data had it at that level (``prior.view``: per component of the blur,
+  noise raised to what the data allowed and scaled back to σ; :mod:`pnp_rgm.spectral`); its floor
+  is κ x its least noisy component's level.
 * Any H, W: inputs are padded to the network's multiple and cropped back.
 * Gradients flow through ``restore``/``denoise`` (no ``no_grad`` inside); wrap calls in
   ``torch.no_grad()`` when you don't need them. ``prior.to(device)`` moves the network.
@@ -115,6 +118,13 @@ class Prior:
             self.mask_known = (1 - run_config.corruption.missing) * (1 - obj.further)
         # an ambient denoiser never saw noise below its data's, and barely learned at it (see AMBIENT_FLOOR)
         self.sigma_floor = AMBIENT_FLOOR * float(run_config.corruption.sigma_n) if obj.kind == "ambient" else 0.0
+        # a blurred / block-averaged-data (spectral ambient) teacher sees its input's available components
+        self.spectral = None
+        from pnp_rgm.spectral import SpectralAmbient, is_spectral
+
+        if obj.kind == "ambient" and is_spectral(run_config.corruption.operator):
+            self.spectral = SpectralAmbient(run_config.corruption, obj.further_noise)
+            self.sigma_floor = self.spectral.floor() / 2  # below it, its inputs look as at it
 
     # ---- basics
     @property
@@ -215,6 +225,8 @@ class Prior:
             if self.mask_known is not None:  # a masked-data teacher: shown what it was trained on
                 known = random_known(xn, self.mask_known, generator)
                 xn = xn * known
+            if self.spectral is not None:  # a blurred-data teacher: the input as its data showed it
+                xn = self.view(xn, torch.log(s2), generator)
             return from_net(self.generator(xn, torch.log(s2), None, mask=known).float())
         if self.process.max_level:
             raise PnpRgmError(f"denoise: a multiscale prior ({self.process.name}) cannot denoise; use a noise-process or MMSE prior")
@@ -228,9 +240,16 @@ class Prior:
         x_k = a * (xn + extra * noise)
         return self.restore(x_k, kk, z)
 
+    def view(self, x: torch.Tensor, log_sigma: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """A spectral ambient teacher's input for x = clean + σ ε (network units, per-sample log σ):
+        x as its blurred data showed it at that level (:meth:`SpectralAmbient.view`); x itself for
+        other priors."""
+        return x if self.spectral is None else self.spectral.view(x, log_sigma, generator)
+
     def sample(self, n: int, size: Union[int, tuple[int, int]] = 64, seed: Optional[int] = None,
                batch_size: int = 16, progress: bool = False) -> torch.Tensor:
-        """Algorithm 3: ``n`` images (n, C, H, W) in [0, 1] generated from pure noise."""
+        """Algorithm 3: ``n`` images (n, C, H, W) in [0, 1] generated from pure noise (an ambient
+        teacher: 18 Heun steps of the probability-flow ODE, :func:`pnp_rgm.sampling.sample_ode`)."""
         from pnp_rgm.sampling import sample
 
         if n < 1:
@@ -240,6 +259,14 @@ class Prior:
 
             return sample_one_step(self.generator, self.log_sigma_gen, n, size, self.channels, seed=seed,
                                    batch_size=batch_size, device=self.device, progress=progress)
+        obj = self.config.objective
+        if obj.kind == "ambient":  # a teacher of corrupted data: the probability-flow ODE down to its floor
+            from pnp_rgm.sampling import sample_ode
+
+            return sample_ode(self.generator, n, size, self.channels, sigma_max=obj.sigma_max,
+                              sigma_min=max(obj.sigma_min, self.sigma_floor), seed=seed, batch_size=batch_size,
+                              device=self.device, progress=progress, mask_known=self.mask_known,
+                              project=None if self.spectral is None else self.view)
         posterior = self.config.objective.sampling == "posterior" or (self.kind == "mmse" and not self.process.max_level)
         return sample(self.generator, self.process, n, size, self.channels, seed=seed, batch_size=batch_size,
                       device=self.device, progress=progress, posterior=posterior)

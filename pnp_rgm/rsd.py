@@ -147,7 +147,15 @@ class RSDObjective:
         self.shown = teacher.mask_known  # the teacher's inputs kept this fraction (data mask, then further)
         s_n = 2 * tcfg.corruption.sigma_n if o.kind == "ambient" else 0.0
         floor = 2 * (teacher.sigma_floor if cfg.sigma_floor is None else cfg.sigma_floor)  # network units
-        self.domain = CorruptedDomain(s_n=s_n, lo=math.log(max(2 * o.sigma_min, s_n, floor)), hi=math.log(2 * o.sigma_max))
+        # blurred / block-averaged-data teachers: A is the data-patch operator, and both denoisers see
+        # A x_g + σ_n n as the teacher saw its data (AmbientSpectralObjective.level_input)
+        self.spectral = teacher.spectral
+        op = None
+        if self.spectral is not None:
+            sp = self.spectral
+            op = lambda x: sp.operator(tuple(x.shape[1:])).forward(x)  # noqa: E731
+        self.domain = CorruptedDomain(s_n=s_n, lo=math.log(max(2 * o.sigma_min, s_n, floor)), hi=math.log(2 * o.sigma_max),
+                                      op=op)
         self.log_sigma_gen = math.log(2 * (cfg.sigma_gen or o.sigma_max))
 
     def to(self, device) -> "RSDObjective":
@@ -180,6 +188,19 @@ class RSDObjective:
         x_g = self.generate(G, x0)
         y_g = self.domain.corrupt(x_g)
         logs_ = self.domain.levels(x0.shape[0], x0.device)
+        if self.spectral is not None:  # the score gap in the teacher's view u = a ⊙ x + σ noise
+            v = self.teacher_objective.level_input(y_g, logs_)
+            op, k, a = v["op"], v["op"].rank, v["a"]
+
+            def scaled(img):  # image -> the view's clean part a ⊙ Vᵀ(img) (0 where A passes nothing)
+                c = a * op.Vt(img.float())[:, :k]
+                return op.V(torch.cat([c, c.new_zeros(c.shape[0], op.in_numel - k)], dim=1))
+
+            with torch.no_grad():  # ∇_u log p(u) = (a ⊙ D(u) − u)/σ², so the gap is a ⊙ (D_F − D_T)
+                d_t, d_f = scaled(self.teacher(v["inp"], logs_, None)), scaled(F(v["inp"], logs_, None))
+                ref = scaled(x_g.detach())
+            loss = distillation_loss(v["inp"], d_t, d_f, ref=ref)
+            return loss, {"loss_g": loss.detach(), "score_gap": (d_f - d_t).pow(2).mean().detach()}
         y_t = self.domain.noised(y_g, logs_)
         known, ref = None, x_g
         if self.missing:  # only the shown pixels of A(x_g + σ ε) carry a score; as many as the teacher saw

@@ -142,6 +142,10 @@ class ObjectiveConfig:
     Ã(y + σ_t ε) and Ã, and is scored on every pixel A knows, so it must predict the pixels it
     was not shown: the minimizer is E[x | Ã x_t, Ã], a restorer of clean images from masked
     noisy ones (the model needs ``mask_channel: true``).
+    ``deblur-*`` / ``srN`` corruption (y = A x + σ_n n; the spectral, Fourier-space variant,
+    :mod:`pnp_rgm.spectral`): per component of A's SVD with data noise τ_i = σ_n/s_i, the input
+    at level σ has it at noise ρ_i = max(σ, ``further_noise``·τ_i), scaled by σ/ρ_i, and the
+    Tweedie-mixed target is unbiased for the clean restorer of that input.
 
     kind ``rsd`` (Restoration Score Distillation, :mod:`pnp_rgm.rsd`): a one-step generator
     distilled from ``teacher`` (a checkpoint folder of an ``ambient`` or ``mmse`` denoiser; its
@@ -186,6 +190,7 @@ class ObjectiveConfig:
     teacher: Optional[str] = None
     sigma_gen: Optional[float] = None
     further: float = 0.1
+    further_noise: float = 1.5
     fake_steps: int = 1
     sigma_floor: Optional[float] = None
 
@@ -198,6 +203,8 @@ class ObjectiveConfig:
             raise ConfigError(f"fake_steps: must be >= 1, got {self.fake_steps}")
         if not 0 < self.further < 1:
             raise ConfigError(f"further: the fraction of known pixels hidden again must be in (0, 1), got {self.further}")
+        if not (self.further_noise > 1 and math.isfinite(self.further_noise)):
+            raise ConfigError(f"further_noise: the factor on a component's data noise must be > 1, got {self.further_noise}")
         if self.sigma_gen is not None and not 0 < self.sigma_gen <= 10:
             raise ConfigError(f"sigma_gen: must be in (0, 10], got {self.sigma_gen}")
         if self.loss == "log" and self.kind != "mmse":
@@ -302,23 +309,35 @@ class CorruptionConfig:
     """How the training images are corrupted, for priors learned without clean data.
 
     ``operator``: ``none`` (clean data), ``denoise`` (y = x + σ_n·n, white Gaussian noise of std
-    ``sigma_n`` in [0, 1] units) or ``mask`` (y = A x, a per-image pixel mask; ``missing`` is the
-    fraction of pixels removed when simulating). Masked data on disk: each image's mask is the
+    ``sigma_n`` in [0, 1] units), ``mask`` (y = A x, a per-image pixel mask; ``missing`` is the
+    fraction of pixels removed when simulating), or a blur or block average plus noise,
+    y = A x + σ_n·n: ``deblur-gauss`` (kernel std ``width``, odd ``size``), ``deblur-uniform``
+    (``size``) or ``srN`` (N×N block average; the images on disk are 1/N of the clean size).
+    ``rcond``: components of A with singular value <= rcond · max are taken as not passed
+    (the spectral objective, :mod:`pnp_rgm.spectral`). Blurred images on disk are the clean
+    size (the blur of their border pixels does not matter: training patches are read as valid
+    convolutions). Masked data on disk: each image's mask is the
     file of the same relative path under ``DATA/masks/`` (white = known, as ``restore --mask``). The images under ``--data`` are taken as already corrupted; with
     ``simulate`` (the ``--corrupt`` flag of ``pnp-rgm train``) they are clean and each is corrupted
     once on loading, with noise fixed by ``seed`` and the image's index, so every epoch sees the
     same corrupted set, as a user without clean data would have it. Simulated noise is not clipped
     to [0, 1]; noisy files saved as 8-bit images are (and so no longer have zero-mean noise)."""
 
-    operator: Literal["none", "denoise", "mask"] = "none"
+    operator: str = "none"
     sigma_n: float = 0.0
     missing: float = 0.0
+    width: float = 0.0
+    size: int = 0
+    rcond: float = 1e-3
     simulate: bool = False
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.operator not in ("none", "denoise", "mask"):
-            raise ConfigError(f"operator: must be 'none', 'denoise' or 'mask', got {self.operator!r}")
+        from pnp_rgm.spectral import SPECTRAL_OPERATORS, is_spectral
+
+        valid = ("none", "denoise", "mask") + SPECTRAL_OPERATORS
+        if self.operator not in ("none", "denoise", "mask") and not is_spectral(self.operator):
+            raise ConfigError(f"operator: must be one of {', '.join(valid)} (srN: N >= 2), got {self.operator!r}")
         if self.operator == "mask":
             if not 0 < self.missing < 1:
                 raise ConfigError(f"missing: the mask corruption needs a fraction of missing pixels in (0, 1), got {self.missing}")
@@ -328,8 +347,20 @@ class CorruptionConfig:
             raise ConfigError(f"missing: only the mask corruption removes pixels, got {self.missing} with {self.operator!r}")
         if self.operator == "denoise" and not 0 < self.sigma_n < 1:
             raise ConfigError(f"sigma_n: the denoise corruption needs 0 < sigma_n < 1, got {self.sigma_n}")
+        if is_spectral(self.operator) and not 0 <= self.sigma_n < 1:
+            raise ConfigError(f"sigma_n: the {self.operator} corruption needs 0 <= sigma_n < 1, got {self.sigma_n}")
+        if self.operator.startswith("deblur-"):
+            if self.size < 3 or self.size % 2 == 0:
+                raise ConfigError(f"size: the {self.operator} corruption needs an odd kernel size >= 3, got {self.size}")
+            if self.operator == "deblur-gauss" and not self.width > 0:
+                raise ConfigError(f"width: the deblur-gauss corruption needs a kernel std > 0, got {self.width}")
+        elif self.size or self.width:
+            raise ConfigError(f"size/width: only deblur corruptions have a kernel, got size {self.size}, width {self.width} "
+                              f"with {self.operator!r}")
+        if not 0 < self.rcond < 1:
+            raise ConfigError(f"rcond: must be in (0, 1), got {self.rcond}")
         if self.operator == "none" and (self.sigma_n or self.simulate):
-            raise ConfigError("sigma_n/simulate: need a corruption operator (operator: denoise or mask)")
+            raise ConfigError("sigma_n/simulate: need a corruption operator (operator: denoise, mask, deblur-* or srN)")
 
 
 @dataclass(frozen=True)
@@ -355,6 +386,7 @@ class RunConfig:
             if self.objective.sigma_max <= self.corruption.sigma_n:
                 raise ConfigError(f"objective.sigma_max: must exceed corruption.sigma_n ({self.corruption.sigma_n}), "
                                   f"got {self.objective.sigma_max}")
+            _check_spectral(self)
         if self.objective.kind == "map" and self.model.kind != "rgm":
             raise ConfigError("model.kind: 'mmse' needs objective.kind: mmse")
         if self.objective.sampling == "posterior" and self.process.kind != "noise":
@@ -363,6 +395,25 @@ class RunConfig:
         mult = max(self.model.multiple, 2 ** max(levels, *self.objective.block_levels))
         if self.data.crop % mult:
             raise ConfigError(f"data.crop: must be a multiple of {mult} for this model/process, got {self.data.crop}")
+
+
+def _check_spectral(cfg: "RunConfig") -> None:
+    """Patch sizes and levels of a spectral (blur / block average) ambient teacher."""
+    from pnp_rgm.spectral import SpectralAmbient, is_spectral
+
+    cor = cfg.corruption
+    if not is_spectral(cor.operator):
+        return
+    sp = SpectralAmbient(cor, cfg.objective.further_noise)
+    if sp.factor and cfg.data.crop % sp.factor:
+        raise ConfigError(f"data.crop: must be a multiple of {sp.factor} for {cor.operator} data, got {cfg.data.crop}")
+    if sp.data_size(cfg.data.crop) < 8:
+        raise ConfigError(f"data.crop: {cfg.data.crop} leaves data patches of {sp.data_size(cfg.data.crop)} pixels for "
+                          f"{cor.operator} (size {cor.size}); need at least 8")
+    low = sp.floor() / 2
+    if cfg.objective.sigma_max <= low:
+        raise ConfigError(f"objective.sigma_max: must exceed further_noise x the data's least component noise, "
+                          f"{low:.4g} ({cor.operator}, sigma_n {cor.sigma_n}), got {cfg.objective.sigma_max}")
 
 
 def _ms_levels(p: ProcessConfig) -> int:

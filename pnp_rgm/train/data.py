@@ -44,7 +44,8 @@ class ImageFolder(Dataset):
     luma for gray models; images smaller than the crop are reflect-padded. ``cache`` keeps decoded
     images in RAM as uint8.
 
-    ``noise_sigma > 0`` simulates a noisy dataset from clean images: image ``i`` gets Gaussian noise of
+    ``degrade`` (a function of a whole (H, W, C) image) simulates a blurred or block-averaged
+    dataset, before any noise. ``noise_sigma > 0`` simulates a noisy dataset from clean images: image ``i`` gets Gaussian noise of
     that std drawn from ``(noise_seed, i)``, the same at every load (not clipped; cached as float32).
 
     Masked data (``masked``): patches get one more channel, the mask (1 = known), and the image is
@@ -54,12 +55,13 @@ class ImageFolder(Dataset):
 
     def __init__(self, root, crop: int, channels: int = 3, hflip: bool = True, vflip: bool = False,
                  cache: bool = False, noise_sigma: float = 0.0, noise_seed: int = 0, masked: bool = False,
-                 mask_missing: float = 0.0) -> None:
+                 mask_missing: float = 0.0, degrade=None) -> None:
         self.root = Path(root)
         self.files = list_images(root, skip_masks=masked)
         self.crop, self.channels, self.hflip, self.vflip = crop, channels, hflip, vflip
         self.noise_sigma, self.noise_seed = float(noise_sigma), int(noise_seed)
         self.masked, self.mask_missing = bool(masked), float(mask_missing)
+        self.degrade = degrade
         if self.masked and not self.mask_missing:  # before a run writes anything, not in a worker mid-epoch
             lost = [f for f in self.files if not self._mask_path(f).is_file()]
             if lost:
@@ -81,6 +83,8 @@ class ImageFolder(Dataset):
             img = np.repeat(img, 3, axis=2)
         elif self.channels == 1 and img.shape[2] == 3:
             img = (img @ np.array([0.299, 0.587, 0.114], np.float32))[:, :, None]
+        if self.degrade is not None:
+            img = self.degrade(img)
         if self.noise_sigma > 0:
             rng = np.random.default_rng([self.noise_seed, i])
             img = (img + self.noise_sigma * rng.standard_normal(img.shape)).astype(np.float32)
@@ -88,7 +92,8 @@ class ImageFolder(Dataset):
             m = self._mask(i, img.shape[:2]).astype(np.float32)[:, :, None]
             img = np.concatenate([img * m, m], axis=2)
         if self.cache is not None:  # a 0/1 mask channel and a masked 8-bit image stay exact in uint8
-            self.cache[i] = img if self.noise_sigma > 0 else np.round(img * 255).astype(np.uint8)
+            exact8 = self.noise_sigma == 0 and self.degrade is None
+            self.cache[i] = np.round(img * 255).astype(np.uint8) if exact8 else img
         return img
 
     def _mask_path(self, image: Path) -> Path:

@@ -32,10 +32,11 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from pnp_rgm.config import save_config
 from pnp_rgm.errors import CheckpointError, PnpRgmError
 from pnp_rgm.nets import Generator, build_discriminator, count_params
-from pnp_rgm.objectives import make_objective
+from pnp_rgm.objectives import AmbientSpectralObjective, make_objective
 from pnp_rgm.processes import make_process
 from pnp_rgm.rsd import one_step, resolve_rsd_config
 from pnp_rgm.sampling import from_net, image_grid, restore_step, sample, to_net
+from pnp_rgm.spectral import SpectralAmbient, is_spectral
 from pnp_rgm.train import dist as D_
 from pnp_rgm.train.checkpoint import (flatten_optimizer, load_trainer_state, recover, save_checkpoint,
                                       unflatten_optimizer)
@@ -259,6 +260,8 @@ def _corruption_text(c) -> str:
         return "none (clean training images)"
     how = f"simulated on loading from clean images (seed {c.seed})" if c.simulate else "the images as given"
     what = f"{c.missing:.0%} of the pixels missing" if c.operator == "mask" else f"sigma_n {c.sigma_n:g}"
+    if c.operator.startswith("deblur-"):
+        what = (f"width {c.width:g}, " if c.operator == "deblur-gauss" else "") + f"size {c.size}, {what}, rcond {c.rcond:g}"
     return f"{c.operator}, {what}: {how}; no clean image was used"
 
 
@@ -334,6 +337,17 @@ def _sample_figure(c: Components, x0: torch.Tensor, path: Path, seed: int) -> No
                         generator=torch.Generator().manual_seed(seed)).to(c.device)
         save_grid(path, from_net(one_step(G, z, c.objective.log_sigma_gen).float()).cpu(), nrow)
         return
+    if isinstance(c.objective, AmbientSpectralObjective):  # no clean image to restore: ODE samples, then data
+        from pnp_rgm.sampling import sample_ode
+
+        sp = c.objective.spectral
+        gen = sample_ode(G, n, cfg.data.crop, cfg.model.channels, sigma_max=cfg.objective.sigma_max,
+                         sigma_min=max(cfg.objective.sigma_min, sp.floor() / 2), steps=10, seed=seed,
+                         batch_size=min(n, 16), device=c.device, project=sp.view)
+        data = from_net(x0[:min(nrow, x0.shape[0])].float())
+        data = torch.nn.functional.interpolate(data, size=(cfg.data.crop, cfg.data.crop), mode="nearest").cpu()
+        save_grid(path, torch.cat([gen, data]), nrow)
+        return
     post = cfg.objective.sampling == "posterior" or (cfg.model.kind == "mmse" and not c.process.max_level)
     gen = sample(G, c.process, n, cfg.data.crop, cfg.model.channels, seed=seed, batch_size=min(n, 16), device=c.device,
                  posterior=post)
@@ -383,10 +397,13 @@ def train(cfg: RunConfig, data_dir, out_dir, steps: Optional[int] = None, resume
         cfg = resolve_rsd_config(cfg)
         cor = cfg.corruption
         distill = cfg.objective.kind == "rsd"  # data free: batches only carry a shape
+        spectral = SpectralAmbient(cor) if is_spectral(cor.operator) else None  # blurred / block-averaged data
         dataset = None if distill else ImageFolder(
-            data_dir, cfg.data.crop, cfg.model.channels, cfg.data.hflip, cfg.data.vflip, cfg.data.cache,
+            data_dir, spectral.data_size(cfg.data.crop) if spectral else cfg.data.crop, cfg.model.channels,
+            cfg.data.hflip, cfg.data.vflip, cfg.data.cache,
             noise_sigma=cor.sigma_n if cor.simulate else 0.0, noise_seed=cor.seed, masked=cor.operator == "mask",
-            mask_missing=cor.missing if cor.simulate else 0.0)
+            mask_missing=cor.missing if cor.simulate else 0.0,
+            degrade=spectral.degrade_image if spectral and cor.simulate else None)
         c = build_components(cfg, info)
         start, wall0 = 0, 0.0
         if resume and have_ckpt:
