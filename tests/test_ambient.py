@@ -263,6 +263,11 @@ def test_cli_masked_data_without_masks_writes_nothing(tmp_path, capsys):
     rc = main(["train", "ambient-mask-cpu", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "run"), "--quiet"])
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1 and "no mask" in err and not (tmp_path / "run").exists()
+    (tmp_path / "data" / "masks").mkdir()  # a mask of the wrong size is found before anything is written too
+    write_image(tmp_path / "data" / "masks" / "a.png", np.ones((40, 32, 1), np.float32), overwrite=True)
+    rc = main(["train", "ambient-mask-cpu", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "run"), "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "mask is 32x40, its image 40x40" in err and not (tmp_path / "run").exists()
 
 
 def test_ambient_mask_trains_and_denoises(tmp_path):

@@ -31,6 +31,18 @@ def list_images(root: str | os.PathLike, skip_masks: bool = False) -> list[Path]
     return files
 
 
+def _header_size(path: Path) -> Optional[tuple[int, int]]:
+    """(width, height) from an image file's header, or None if Pillow cannot tell (the full read
+    reports the problem then)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return tuple(im.size)
+    except Exception:  # Pillow raises many types for unreadable files; read_image explains them later
+        return None
+
+
 def _read(path: Path) -> np.ndarray:
     from pnp_rgm.io import read_image
 
@@ -67,6 +79,10 @@ class ImageFolder(Dataset):
             if lost:
                 raise ImageError(f"{self.root}: {len(lost)} of {len(self.files)} images have no mask, e.g. "
                                  f"{self._mask_path(lost[0])} (masked data needs one per image in {MASK_DIR}/, white = known)")
+            for f in self.files:  # sizes from the file headers: cheap, and before anything is written
+                a, b = _header_size(f), _header_size(self._mask_path(f))
+                if a and b and a != b:
+                    raise ImageError(f"{self._mask_path(f)}: mask is {b[0]}x{b[1]}, its image {a[0]}x{a[1]}")
         self.cache: Optional[dict[int, np.ndarray]] = {} if cache else None
 
     def __len__(self) -> int:
