@@ -58,3 +58,10 @@ python examples/denoise_eval.py --data "$DATA/CBSD68" --sigmas 0.05,0.1,0.2 "$OU
 python examples/ambient_prior_eval.py --data "$DATA/CBSD68" --out "$OUT/blur-eval" --tasks deblur-gauss:0.02 \
   --op width=1.5 --op size=9 --prior "blurred data=$OUT/teacher-blur/checkpoint" \
   --prior "blurred data, blur ignored=$OUT/naive-blur/checkpoint" --prior "clean data=$OUT/clean/checkpoint"
+# block-averaged data: the same objective with corruption sr2 (images at half size)
+[ -d "$OUT/sr2data" ] || python examples/corrupt_folder.py --data "$DATA/CBSD432" --out "$OUT/sr2data" --operator sr2 --sigma-n 0.02
+train teacher-sr2 ambient-fourier-cpu --data "$OUT/sr2data" --steps 2000 --set corruption.operator=sr2 \
+  --set corruption.width=0 --set corruption.size=0 --set train.name=ambient-sr2-2k
+python examples/denoise_eval.py --data "$DATA/CBSD68" --sigmas 0.05,0.1,0.2 "$OUT/teacher-sr2/checkpoint" "$OUT/clean/checkpoint"
+python examples/ambient_prior_eval.py --data "$DATA/CBSD68" --out "$OUT/sr2-eval" --tasks sr2:0.02 --limit 24 \
+  --prior "block-averaged data=$OUT/teacher-sr2/checkpoint" --prior "clean data=$OUT/clean/checkpoint"
