@@ -40,7 +40,10 @@ def main(argv=None) -> int:
     ap.add_argument("--op", action="append", default=[], metavar="KEY=VALUE",
                     help="operator setting of the simulated degradation (e.g. width=1.5, size=9 for deblur-gauss); repeatable")
     a = ap.parse_args(argv)
-    op_settings = {k: float(v) if k == "width" else int(v) for k, v in (o.split("=", 1) for o in a.op)}
+    try:
+        op_settings = {k: float(v) if k == "width" else int(v) for k, v in (o.split("=", 1) for o in a.op)}
+    except ValueError:
+        ap.error(f"--op: expected KEY=VALUE with a number (width=1.5, size=9), got {a.op}")
     torch.set_num_threads(a.threads)
     priors = dict(p.split("=", 1) if "=" in p else (Path(p).parent.name, p) for p in a.prior)
     tasks = [(t.split(":")[0], float(t.split(":")[1]) if ":" in t else 0.0) for t in a.tasks.split(",")]

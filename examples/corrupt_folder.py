@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from pnp_rgm.errors import PnpRgmError  # noqa: E402
 from pnp_rgm.io import read_image, write_image  # noqa: E402
 from pnp_rgm.spectral import SpectralAmbient  # noqa: E402
 from pnp_rgm.train.config import CorruptionConfig  # noqa: E402
@@ -39,12 +40,17 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--bits", type=int, default=16, choices=(8, 16))
     a = ap.parse_args(argv)
-    cor = CorruptionConfig(operator=a.operator, width=a.width, size=a.size, sigma_n=a.sigma_n, seed=a.seed)
-    sp = SpectralAmbient(cor)
-    files = list_images(a.data)
+    try:
+        sp = SpectralAmbient(CorruptionConfig(operator=a.operator, width=a.width, size=a.size, sigma_n=a.sigma_n,
+                                              seed=a.seed))
+    except PnpRgmError as exc:
+        ap.error(str(exc))  # one line, exit 2
+    files = list_images(a.data) if a.data.is_dir() else []
     if not files:
-        sys.exit(f"Error: no images under {a.data}")
-    a.out.mkdir(parents=True, exist_ok=False)
+        ap.error(f"--data: no images under {a.data}")
+    if a.out.exists():
+        ap.error(f"--out: {a.out} exists; give a new folder")
+    a.out.mkdir(parents=True)
     for i, f in enumerate(tqdm(files, desc="corrupt")):
         img = sp.degrade_image(read_image(f))
         if a.sigma_n > 0:  # as ImageFolder simulates it: seed (seed, index)

@@ -74,7 +74,7 @@ def main(argv=None) -> int:
         t0 = time.time()
         imgs = sample_ode(teacher.generator, a.n, a.size, teacher.channels, sigma_max=teacher.config.objective.sigma_max,
                           sigma_min=lo, steps=st, seed=a.seed, progress=True, mask_known=teacher.mask_known,
-                          fixed_mask=not a.fresh_masks, project=teacher.view if teacher.spectral else None)
+                          fixed_mask=not a.fresh_masks, view=teacher.view if teacher.spectral else None)
         rows[f"teacher, ODE {st} steps"] = (imgs, 2 * st - 1, time.time() - t0)
     for spec in a.student:
         name, _, path = spec.rpartition("=")

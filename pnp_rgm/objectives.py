@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from pnp_rgm.nets.unet import SIGMA_DATA, edm_coefficients
 from pnp_rgm.processes import BlockAverage
 from pnp_rgm.sampling import restore_step
+from pnp_rgm.spectral import is_spectral
 
 __all__ = ["RGMObjective", "MMSEObjective", "AmbientNoiseObjective", "AmbientMaskObjective", "AmbientSpectralObjective", "make_objective", "mmd2", "dswd", "needs_discriminator"]
 
@@ -410,7 +411,7 @@ def make_objective(cfg, process, precond: str = "none", corruption=None, channel
         return RSDObjective(cfg, process, precond, corruption)
     if cfg.kind == "ambient" and corruption is not None and corruption.operator == "mask":
         return AmbientMaskObjective(cfg, process, precond, channels)
-    if cfg.kind == "ambient" and corruption is not None and corruption.operator not in ("denoise", "none"):
+    if cfg.kind == "ambient" and corruption is not None and is_spectral(corruption.operator):
         return AmbientSpectralObjective(cfg, process, precond, corruption)
     if cfg.kind == "ambient":
         return AmbientNoiseObjective(cfg, process, precond, corruption.sigma_n if corruption is not None else 0.0)

@@ -266,7 +266,7 @@ class Prior:
             return sample_ode(self.generator, n, size, self.channels, sigma_max=obj.sigma_max,
                               sigma_min=max(obj.sigma_min, self.sigma_floor), seed=seed, batch_size=batch_size,
                               device=self.device, progress=progress, mask_known=self.mask_known,
-                              project=None if self.spectral is None else self.view)
+                              view=None if self.spectral is None else self.view)
         posterior = self.config.objective.sampling == "posterior" or (self.kind == "mmse" and not self.process.max_level)
         return sample(self.generator, self.process, n, size, self.channels, seed=seed, batch_size=batch_size,
                       device=self.device, progress=progress, posterior=posterior)

@@ -108,7 +108,7 @@ def karras_sigmas(sigma_max: float, sigma_min: float, steps: int, rho: float = 7
 def sample_ode(G, n: int, size: int | tuple[int, int] = 64, channels: int = 3, *, sigma_max: float = 1.0,
                sigma_min: float = 0.002, steps: int = 18, seed: Optional[int] = None, batch_size: int = 16,
                device=None, progress: bool = False, mask_known: Optional[float] = None,
-               fixed_mask: bool = True, project=None) -> torch.Tensor:
+               fixed_mask: bool = True, view=None) -> torch.Tensor:
     """``n`` images in [0, 1] from a noise-level-conditioned denoiser G(x, log σ) (an MMSE twin or an
     ambient teacher): Heun steps of the probability-flow ODE dx/dσ = (x − G(x, σ))/σ on Karras'
     grid from sigma_max down to sigma_min ([0, 1] units), then one last denoiser call at sigma_min
@@ -116,7 +116,7 @@ def sample_ode(G, n: int, size: int | tuple[int, int] = 64, channels: int = 3, *
     2·steps − 1 denoiser calls. ``mask_known`` (an ambient-mask teacher's ``prior.mask_known``):
     the denoiser sees the input through a random mask keeping that fraction of the pixels, one mask
     per image for the whole trajectory (``fixed_mask``, Ambient Diffusion's sampler) or a fresh
-    one at every call. ``project(x, log σ, generator)`` (a spectral ambient teacher's
+    one at every call. ``view(x, log σ, generator)`` (a spectral ambient teacher's
     ``prior.view``): the denoiser sees its input as the teacher's data showed it at that level."""
     h, w = (size, size) if isinstance(size, int) else size
     device = device if device is not None else next(G.parameters()).device
@@ -127,8 +127,8 @@ def sample_ode(G, n: int, size: int | tuple[int, int] = 64, channels: int = 3, *
 
     def den(x, s, known):
         ls = torch.full((x.shape[0],), math.log(s), device=device)
-        if project is not None:
-            x = project(x, ls, gen)
+        if view is not None:
+            x = view(x, ls, gen)
         if mask_known is None:
             return G(x, ls, None).float()
         if known is None:  # a fresh mask at every call

@@ -44,7 +44,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from pnp_rgm.errors import ConfigError
+from pnp_rgm.errors import ConfigError, ShapeError
 
 __all__ = ["SPECTRAL_OPERATORS", "is_spectral", "valid_conv_matrix", "SpectralAmbient"]
 
@@ -171,26 +171,25 @@ class SpectralAmbient:
         return dict(s=s, tau=tau, passed=passed, rho=rho, a=a)
 
     # ------------------------------------------------------------- inference
-    def _coefficients(self, x: torch.Tensor, exact: bool):
+    def _coefficients(self, x: torch.Tensor):
         b, c, h, w = x.shape
         ph, pw = ((-h) % self.factor, (-w) % self.factor) if self.factor else (0, 0)
         xp = torch.nn.functional.pad(x, (0, pw, 0, ph), mode="replicate") if ph or pw else x
         if not self.factor and min(h, w) <= 2 * self.radius:
-            raise ConfigError(f"image of {w}x{h} pixels is too small for a {self.name} teacher (kernel {2 * self.radius + 1})")
+            raise ShapeError(f"image of {w}x{h} pixels is too small for a {self.name} teacher (kernel {2 * self.radius + 1})")
         op = self.operator(tuple(xp.shape[1:]))
-        xd = xp.double() if exact else xp.float()
+        xd = xp.double()
         return op, xd, op.Vt(xd)
 
     def _image(self, op, coef: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
         return op.V(coef)[:, :, :like.shape[2], :like.shape[3]].to(like.dtype)
 
-    def view(self, x: torch.Tensor, log_sigma: torch.Tensor, generator: Optional[torch.Generator] = None,
-             exact: bool = True) -> torch.Tensor:
+    def view(self, x: torch.Tensor, log_sigma: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
         """The teacher's input for x = clean + σ ε ((B, C, H, W), network units, per-sample log σ):
         each passed component raised to its level ρ_i with fresh noise and scaled by a_i = σ/ρ_i,
-        the others zeroed (float64 transforms unless ``exact`` is False). Sides that
+        the others zeroed (float64 transforms). Sides that
         are not multiples of the block factor are edge-padded for the transform and cropped back."""
-        op, xd, coef = self._coefficients(x, exact)
+        op, xd, coef = self._coefficients(x)
         sig = torch.exp(log_sigma.to(xd.dtype)).view(-1, 1)
         lv = self.levels(op, xd, sig)
         k = op.rank
