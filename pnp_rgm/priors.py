@@ -116,15 +116,16 @@ class Prior:
         self.mask_known = None
         if obj.kind == "ambient" and run_config.corruption.operator == "mask":
             self.mask_known = (1 - run_config.corruption.missing) * (1 - obj.further)
-        # an ambient denoiser never saw noise below its data's, and barely learned at it (see AMBIENT_FLOOR)
-        self.sigma_floor = AMBIENT_FLOOR * float(run_config.corruption.sigma_n) if obj.kind == "ambient" else 0.0
         # a blurred / block-averaged-data (spectral ambient) teacher sees its input's available components
-        self.spectral = None
         from pnp_rgm.spectral import SpectralAmbient, is_spectral
 
+        self.spectral = None
+        self.sigma_floor = 0.0
         if obj.kind == "ambient" and is_spectral(run_config.corruption.operator):
             self.spectral = SpectralAmbient(run_config.corruption, obj.further_noise)
-            self.sigma_floor = self.spectral.floor() / 2  # below it, its inputs look as at it
+            self.sigma_floor = self.spectral.sigma_floor
+        elif obj.kind == "ambient":  # never saw noise below its data's, and barely learned at it (AMBIENT_FLOOR)
+            self.sigma_floor = AMBIENT_FLOOR * float(run_config.corruption.sigma_n)
 
     # ---- basics
     @property

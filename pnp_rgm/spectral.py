@@ -160,6 +160,12 @@ class SpectralAmbient:
         nothing below it is trained."""
         return self.kappa * self.tau_min()
 
+    @property
+    def sigma_floor(self) -> float:
+        """:meth:`floor` in [0, 1] image units, the levels ``Prior.denoise`` and ``sample_ode`` take:
+        below it, the teacher's inputs look as they do at it."""
+        return self.floor() / 2
+
     def levels(self, op, like: torch.Tensor, sig: torch.Tensor) -> dict:
         """Per-component view at levels ``sig`` (B, 1) (network units): ``s``, ``tau``, ``passed``
         (k,); ``rho`` (B, k), the noise a component is shown at, and ``a`` = σ/ρ (0 where A does not

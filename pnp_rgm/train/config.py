@@ -410,7 +410,7 @@ def _check_spectral(cfg: "RunConfig") -> None:
     if sp.data_size(cfg.data.crop) < 8:
         raise ConfigError(f"data.crop: {cfg.data.crop} leaves data patches of {sp.data_size(cfg.data.crop)} pixels for "
                           f"{cor.operator} (size {cor.size}); need at least 8")
-    low = sp.floor() / 2
+    low = sp.sigma_floor
     if cfg.objective.sigma_max <= low:
         raise ConfigError(f"objective.sigma_max: must exceed further_noise x the data's least component noise, "
                           f"{low:.4g} ({cor.operator}, sigma_n {cor.sigma_n}), got {cfg.objective.sigma_max}")

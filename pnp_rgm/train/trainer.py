@@ -342,7 +342,7 @@ def _sample_figure(c: Components, x0: torch.Tensor, path: Path, seed: int) -> No
 
         sp = c.objective.spectral
         gen = sample_ode(G, n, cfg.data.crop, cfg.model.channels, sigma_max=cfg.objective.sigma_max,
-                         sigma_min=max(cfg.objective.sigma_min, sp.floor() / 2), steps=10, seed=seed,
+                         sigma_min=max(cfg.objective.sigma_min, sp.sigma_floor), steps=10, seed=seed,
                          batch_size=min(n, 16), device=c.device, view=sp.view)
         data = from_net(x0[:min(nrow, x0.shape[0])].float())
         data = torch.nn.functional.interpolate(data, size=(cfg.data.crop, cfg.data.crop), mode="nearest").cpu()
