@@ -374,8 +374,7 @@ class AmbientSpectralObjective:
             uty = op.Ut(yf)[:, :k]
             coef = torch.where(passed, uty / torch.where(passed, s, torch.ones_like(s)), torch.zeros_like(uty))  # c_i
             tau0 = torch.where(passed, tau, torch.zeros_like(tau))[None]
-            x_in = coef + (rho ** 2 - tau0 ** 2).clamp_min(0).sqrt() * torch.randn_like(coef)  # x_i + ρ_i noise
-            u = torch.where(passed[None], a * x_in, torch.zeros_like(coef))  # a_i x_i + σ noise; 0 where A passes nothing
+            x_in, u = sp.shown(coef, tau0, lv, torch.randn_like(coef))  # x_i + ρ_i noise; a_i x_i + σ noise
             inp = op.V(torch.cat([u, u.new_zeros(b, op.in_numel - k)], dim=1))
             r = torch.where(passed[None], tau0 ** 2 / rho ** 2, torch.zeros_like(rho))
         return dict(op=op, s=s, passed=passed, rho=rho, a=a, r=r, uty=uty, x_in=x_in, inp=inp)

@@ -176,30 +176,31 @@ class SpectralAmbient:
         a = torch.where(passed[None], sig.to(like.dtype) / rho, torch.zeros_like(rho))
         return dict(s=s, tau=tau, passed=passed, rho=rho, a=a)
 
+    @staticmethod
+    def shown(coef: torch.Tensor, noise: torch.Tensor, lv: dict, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Components ``coef`` (B, k) that carry noise of std ``noise`` (broadcast to (B, k)), as the
+        teacher is shown them at the levels ``lv`` of :meth:`levels`: (raised, shown), the
+        components raised to their noise ρ_i with fresh noise ``z``, and those scaled by a_i = σ/ρ_i,
+        zero where A passes nothing. Training (data noise τ_i) and inference (noise σ) share it."""
+        raised = coef + (lv["rho"] ** 2 - noise ** 2).clamp_min(0).sqrt() * z
+        return raised, torch.where(lv["passed"][None], lv["a"] * raised, torch.zeros_like(raised))
+
     # ------------------------------------------------------------- inference
-    def _coefficients(self, x: torch.Tensor):
-        b, c, h, w = x.shape
-        ph, pw = ((-h) % self.factor, (-w) % self.factor) if self.factor else (0, 0)
-        xp = torch.nn.functional.pad(x, (0, pw, 0, ph), mode="replicate") if ph or pw else x
-        if not self.factor and min(h, w) <= 2 * self.radius:
-            raise ShapeError(f"image of {w}x{h} pixels is too small for a {self.name} teacher (kernel {2 * self.radius + 1})")
-        op = self.operator(tuple(xp.shape[1:]))
-        xd = xp.double()
-        return op, xd, op.Vt(xd)
-
-    def _image(self, op, coef: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-        return op.V(coef)[:, :, :like.shape[2], :like.shape[3]].to(like.dtype)
-
     def view(self, x: torch.Tensor, log_sigma: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
         """The teacher's input for x = clean + σ ε ((B, C, H, W), network units, per-sample log σ):
         each passed component raised to its level ρ_i with fresh noise and scaled by a_i = σ/ρ_i,
         the others zeroed (float64 transforms). Sides that
         are not multiples of the block factor are edge-padded for the transform and cropped back."""
-        op, xd, coef = self._coefficients(x)
+        b, c, h, w = x.shape
+        if not self.factor and min(h, w) <= 2 * self.radius:
+            raise ShapeError(f"image of {w}x{h} pixels is too small for a {self.name} teacher (kernel {2 * self.radius + 1})")
+        ph, pw = ((-h) % self.factor, (-w) % self.factor) if self.factor else (0, 0)
+        xd = (torch.nn.functional.pad(x, (0, pw, 0, ph), mode="replicate") if ph or pw else x).double()
+        op = self.operator(tuple(xd.shape[1:]))
+        coef = op.Vt(xd)
         sig = torch.exp(log_sigma.to(xd.dtype)).view(-1, 1)
         lv = self.levels(op, xd, sig)
         k = op.rank
         z = torch.randn(coef[:, :k].shape, generator=generator, device=x.device).to(xd.dtype)
-        raised = coef[:, :k] + (lv["rho"] ** 2 - sig ** 2).clamp_min(0).sqrt() * z
-        head = torch.where(lv["passed"][None], lv["a"] * raised, torch.zeros_like(z))
-        return self._image(op, torch.cat([head, torch.zeros_like(coef[:, k:])], dim=1), x)
+        _, head = self.shown(coef[:, :k], sig, lv, z)
+        return op.V(torch.cat([head, torch.zeros_like(coef[:, k:])], dim=1))[:, :, :h, :w].to(x.dtype)
