@@ -6,8 +6,9 @@
 
 The corruption is the trainer's (``corruption.*`` of a config, :mod:`pnp_rgm.spectral`): a blur
 (same size, reflected borders) or an N×N block average (``srN``; 1/N of the size), then white
-Gaussian noise of std ``sigma_n`` drawn from (seed, image index) — the noise ``--corrupt``
-simulates. Values are clipped to [0, 1] on writing (16-bit PNG by default, so quantization adds
+Gaussian noise of std ``sigma_n`` drawn from (seed, image index). Each image is what a colour
+model's ``--corrupt`` training reads (``ImageFolder.image``; gray images become 3 equal channels).
+Values are clipped to [0, 1] on writing (16-bit PNG by default, so quantization adds
 no noise worth counting). Train an ambient teacher on the result with
 ``pnp-rgm train ambient-fourier-cpu --data DIR`` and the same ``corruption.*`` settings.
 """
@@ -23,10 +24,10 @@ from tqdm.auto import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pnp_rgm.errors import PnpRgmError  # noqa: E402
-from pnp_rgm.io import read_image, write_image  # noqa: E402
+from pnp_rgm.io import write_image  # noqa: E402
 from pnp_rgm.spectral import SpectralAmbient  # noqa: E402
 from pnp_rgm.train.config import CorruptionConfig  # noqa: E402
-from pnp_rgm.train.data import list_images  # noqa: E402
+from pnp_rgm.train.data import ImageFolder  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -43,20 +44,15 @@ def main(argv=None) -> int:
     try:
         sp = SpectralAmbient(CorruptionConfig(operator=a.operator, width=a.width, size=a.size, sigma_n=a.sigma_n,
                                               seed=a.seed))
-    except PnpRgmError as exc:
+        ds = ImageFolder(a.data, crop=1, channels=3, degrade=sp.degrade_image, noise_sigma=a.sigma_n, noise_seed=a.seed)
+    except PnpRgmError as exc:  # a bad setting, or no images under --data
         ap.error(str(exc))  # one line, exit 2
-    files = list_images(a.data) if a.data.is_dir() else []
-    if not files:
-        ap.error(f"--data: no images under {a.data}")
     if a.out.exists():
         ap.error(f"--out: {a.out} exists; give a new folder")
     a.out.mkdir(parents=True)
-    for i, f in enumerate(tqdm(files, desc="corrupt")):
-        img = sp.degrade_image(read_image(f))
-        if a.sigma_n > 0:  # as ImageFolder simulates it: seed (seed, index)
-            img = img + a.sigma_n * np.random.default_rng([a.seed, i]).standard_normal(img.shape)
-        write_image(a.out / f.relative_to(a.data).with_suffix(".png"), np.clip(img, 0, 1), bits=a.bits)
-    print(f"{len(files)} images -> {a.out}")
+    for i, f in enumerate(tqdm(ds.files, desc="corrupt")):
+        write_image(a.out / f.relative_to(a.data).with_suffix(".png"), np.clip(ds.image(i), 0, 1), bits=a.bits)
+    print(f"{len(ds)} images -> {a.out}")
     return 0
 
 

@@ -122,12 +122,12 @@ def test_simulated_noise_is_fixed_per_image(tmp_path):
     write_image(tmp_path / "a.png", img, overwrite=True)
     write_image(tmp_path / "b.png", img, overwrite=True)
     ds = ImageFolder(tmp_path, 16, noise_sigma=SIGMA_N, noise_seed=3)
-    a1, a2, b = ds._image(0), ds._image(0), ds._image(1)
+    a1, a2, b = ds.image(0), ds.image(0), ds.image(1)
     assert np.array_equal(a1, a2) and not np.array_equal(a1, b)  # fixed per image, differs between images
     assert abs(float((a1 - 0.5).std()) - SIGMA_N) < 0.02 and float(a1.min()) < 0.0  # not clipped
     cached = ImageFolder(tmp_path, 16, cache=True, noise_sigma=SIGMA_N, noise_seed=3)
-    assert np.array_equal(cached._image(0), a1) and np.array_equal(cached._image(0), a1)
-    assert not np.array_equal(ImageFolder(tmp_path, 16, noise_sigma=SIGMA_N, noise_seed=4)._image(0), a1)
+    assert np.array_equal(cached.image(0), a1) and np.array_equal(cached.image(0), a1)
+    assert not np.array_equal(ImageFolder(tmp_path, 16, noise_sigma=SIGMA_N, noise_seed=4).image(0), a1)
 
 
 def test_cli_train_corrupt(tmp_path, capsys):
@@ -223,9 +223,9 @@ def test_masked_dataset_simulated_and_from_files(tmp_path):
     img = np.full((24, 20, 3), 0.5, np.float32)
     write_image(tmp_path / "a.png", img, overwrite=True)
     ds = ImageFolder(tmp_path, 16, masked=True, mask_missing=0.6, noise_seed=1)
-    x = ds._image(0)
+    x = ds.image(0)
     m = x[:, :, 3]
-    assert x.shape == (24, 20, 4) and abs(1 - m.mean() - 0.6) < 0.01 and np.array_equal(x, ds._image(0))
+    assert x.shape == (24, 20, 4) and abs(1 - m.mean() - 0.6) < 0.01 and np.array_equal(x, ds.image(0))
     assert np.all(x[:, :, :3][m == 0] == 0) and np.allclose(x[:, :, :3][m == 1], 0.5, atol=0.01)
     assert ds[0].shape == (4, 16, 16)
     (tmp_path / "masks").mkdir()
@@ -233,14 +233,14 @@ def test_masked_dataset_simulated_and_from_files(tmp_path):
     known[:, :10] = 1
     write_image(tmp_path / "masks" / "a.png", known, overwrite=True)
     ds = ImageFolder(tmp_path, 16, masked=True)
-    assert len(ds) == 1 and np.array_equal(ds._image(0)[:, :, 3], known)  # masks/ is not an image of the set
+    assert len(ds) == 1 and np.array_equal(ds.image(0)[:, :, 3], known)  # masks/ is not an image of the set
     write_image(tmp_path / "b.png", img, overwrite=True)
     with pytest.raises(ImageError, match="1 of 2 images have no mask"):  # found before training starts
         ImageFolder(tmp_path, 16, masked=True)
     cached = ImageFolder(tmp_path, 16, masked=True, mask_missing=0.6, cache=True)
-    cached._image(0)
+    cached.image(0)
     assert cached.cache[0].dtype == np.uint8  # an 8-bit image and a 0/1 mask are exact in uint8
-    assert np.array_equal(cached._image(0), ImageFolder(tmp_path, 16, masked=True, mask_missing=0.6)._image(0))
+    assert np.array_equal(cached.image(0), ImageFolder(tmp_path, 16, masked=True, mask_missing=0.6).image(0))
 
 
 def test_worker_errors_keep_their_one_line_message():

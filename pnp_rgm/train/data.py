@@ -88,7 +88,9 @@ class ImageFolder(Dataset):
     def __len__(self) -> int:
         return len(self.files)
 
-    def _image(self, i: int) -> np.ndarray:
+    def image(self, i: int) -> np.ndarray:
+        """Image ``i`` whole, (H, W, C) float32, as training sees it: channels converted, then
+        degraded, noised and masked as configured (patches are crops of it)."""
         if self.cache is not None and i in self.cache:
             img = self.cache[i]
             return img if img.dtype == np.float32 else img.astype(np.float32) / 255.0
@@ -127,7 +129,7 @@ class ImageFolder(Dataset):
         return m
 
     def __getitem__(self, i: int) -> torch.Tensor:
-        img = self._image(i)
+        img = self.image(i)
         h, w = img.shape[:2]
         c = self.crop
         if h < c or w < c:
