@@ -363,7 +363,7 @@ class AmbientSpectralObjective:
         y): ``inp`` = V(u), with the pieces the loss needs (``op``, ``s``, ``passed``, ``rho``, ``a``,
         ``r``, ``uty``, ``x_in``) in the spectral basis."""
         sp = self.spectral
-        b, c, h, w = y.shape
+        _, c, h, w = y.shape
         op = sp.operator((c, sp.clean_size(h), sp.clean_size(w)))
         k = op.rank
         with torch.autocast(y.device.type, enabled=False):  # the SVD transforms stay in fp32
@@ -375,7 +375,7 @@ class AmbientSpectralObjective:
             coef = torch.where(passed, uty / torch.where(passed, s, torch.ones_like(s)), torch.zeros_like(uty))  # c_i
             tau0 = torch.where(passed, tau, torch.zeros_like(tau))[None]
             x_in, u = sp.shown(coef, tau0, lv, torch.randn_like(coef))  # x_i + ρ_i noise; a_i x_i + σ noise
-            inp = op.V(torch.cat([u, u.new_zeros(b, op.in_numel - k)], dim=1))
+            inp = op.V(op._pad(u, op.in_numel))
             r = torch.where(passed[None], tau0 ** 2 / rho ** 2, torch.zeros_like(rho))
         return dict(op=op, s=s, passed=passed, rho=rho, a=a, r=r, uty=uty, x_in=x_in, inp=inp)
 

@@ -191,7 +191,7 @@ class SpectralAmbient:
         each passed component raised to its level ρ_i with fresh noise and scaled by a_i = σ/ρ_i,
         the others zeroed (float64 transforms). Sides that
         are not multiples of the block factor are edge-padded for the transform and cropped back."""
-        b, c, h, w = x.shape
+        h, w = x.shape[-2:]
         if not self.factor and min(h, w) <= 2 * self.radius:
             raise ShapeError(f"image of {w}x{h} pixels is too small for a {self.name} teacher (kernel {2 * self.radius + 1})")
         ph, pw = ((-h) % self.factor, (-w) % self.factor) if self.factor else (0, 0)
@@ -203,4 +203,4 @@ class SpectralAmbient:
         k = op.rank
         z = torch.randn(coef[:, :k].shape, generator=generator, device=x.device).to(xd.dtype)
         _, head = self.shown(coef[:, :k], sig, lv, z)
-        return op.V(torch.cat([head, torch.zeros_like(coef[:, k:])], dim=1))[:, :, :h, :w].to(x.dtype)
+        return op.V(op._pad(head, op.in_numel))[:, :, :h, :w].to(x.dtype)
