@@ -179,6 +179,6 @@ def observe(op: SVDOperator, x: torch.Tensor, sigma: float = 0.0,
     if sigma > 0:
         n = torch.randn(y.shape, generator=generator, dtype=y.dtype, device="cpu").to(y.device)
         if op.out_numel > op.rank:
-            n = op.U(op._pad(op.Ut(n)[:, : op.rank], op.out_numel))
+            n = op.U_head(op.Ut(n)[:, : op.rank])
         y = y + sigma * n
     return y

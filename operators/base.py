@@ -118,9 +118,14 @@ class SVDOperator(ABC):
         if not t.is_floating_point():
             raise ShapeError(f"{what} has dtype {t.dtype}; expected a floating-point tensor")
 
-    def _pad(self, c: torch.Tensor, n: int) -> torch.Tensor:
-        """Append zeros to spectral coefficients ``(B, k)`` up to length ``n``."""
-        return torch.nn.functional.pad(c, (0, n - c.shape[1]))
+    def V_head(self, c: torch.Tensor) -> torch.Tensor:
+        """``V`` of leading spectral coefficients ``(B, j)``, ``j <= N``, the rest taken as zero: the
+        image spanned by the first ``j`` right singular vectors (``j = k``: the row space)."""
+        return self.V(torch.nn.functional.pad(c, (0, self.in_numel - c.shape[1])))
+
+    def U_head(self, c: torch.Tensor) -> torch.Tensor:
+        """``U`` of leading coefficients ``(B, j)``, ``j <= M``, the rest taken as zero."""
+        return self.U(torch.nn.functional.pad(c, (0, self.out_numel - c.shape[1])))
 
     def _gamma(self, gamma: GammaLike, like: torch.Tensor) -> torch.Tensor:
         g = torch.as_tensor(gamma, dtype=like.dtype, device=like.device)
@@ -137,7 +142,7 @@ class SVDOperator(ABC):
         """``y = A x = U diag(s) V^T x``."""
         self._check(x, self.in_shape, "x")
         s = self.singulars(x)
-        return self.U(self._pad(self.Vt(x)[:, : self.rank] * s, self.out_numel))
+        return self.U_head(self.Vt(x)[:, : self.rank] * s)
 
     __call__ = forward
 
@@ -145,7 +150,7 @@ class SVDOperator(ABC):
         """``A^T y = V diag(s) U^T y``."""
         self._check(y, self.out_shape, "y")
         s = self.singulars(y)
-        return self.V(self._pad(self.Ut(y)[:, : self.rank] * s, self.in_numel))
+        return self.V_head(self.Ut(y)[:, : self.rank] * s)
 
     def default_rcond(self, dtype: torch.dtype) -> float:
         """``max(M, N) * eps(dtype)``, the default of ``torch.linalg.pinv`` / NumPy's ``matrix_rank``."""
@@ -170,7 +175,7 @@ class SVDOperator(ABC):
         s = self.singulars(y)
         keep = self.resolved(s, rcond, y.dtype)
         inv = torch.where(keep, 1.0 / torch.where(keep, s, torch.ones_like(s)), torch.zeros_like(s))
-        return self.V(self._pad(self.Ut(y)[:, : self.rank] * inv, self.in_numel))
+        return self.V_head(self.Ut(y)[:, : self.rank] * inv)
 
     def prox_l2(self, v: torch.Tensor, y: torch.Tensor, gamma: GammaLike, rcond: float | None = None) -> torch.Tensor:
         """Exact proximal map of the data term ``f(x) = ½‖Ax − y‖²``.

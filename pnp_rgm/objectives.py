@@ -375,7 +375,7 @@ class AmbientSpectralObjective:
             coef = torch.where(passed, uty / torch.where(passed, s, torch.ones_like(s)), torch.zeros_like(uty))  # c_i
             tau0 = torch.where(passed, tau, torch.zeros_like(tau))[None]
             x_in, u = sp.shown(coef, tau0, lv, torch.randn_like(coef))  # x_i + ρ_i noise; a_i x_i + σ noise
-            inp = op.V(op._pad(u, op.in_numel))
+            inp = op.V_head(u)
             r = torch.where(passed[None], tau0 ** 2 / rho ** 2, torch.zeros_like(rho))
         return dict(op=op, s=s, passed=passed, rho=rho, a=a, r=r, uty=uty, x_in=x_in, inp=inp)
 

@@ -194,7 +194,7 @@ class RSDObjective:
 
             def scaled(img):  # image -> the view's clean part a ⊙ Vᵀ(img) (0 where A passes nothing)
                 c = a * op.Vt(img.float())[:, :k]
-                return op.V(op._pad(c, op.in_numel))
+                return op.V_head(c)
 
             with torch.no_grad():  # ∇_u log p(u) = (a ⊙ D(u) − u)/σ², so the gap is a ⊙ (D_F − D_T)
                 d_t, d_f = scaled(self.teacher(v["inp"], logs_, None)), scaled(F(v["inp"], logs_, None))

@@ -203,4 +203,4 @@ class SpectralAmbient:
         k = op.rank
         z = torch.randn(coef[:, :k].shape, generator=generator, device=x.device).to(xd.dtype)
         _, head = self.shown(coef[:, :k], sig, lv, z)
-        return op.V(op._pad(head, op.in_numel))[:, :, :h, :w].to(x.dtype)
+        return op.V_head(head)[:, :, :h, :w].to(x.dtype)

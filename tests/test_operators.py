@@ -68,6 +68,16 @@ def test_svd_pieces_are_orthonormal_and_reassemble_A(op_case):
     assert rel_err(u[:, :k] @ np.diag(s) @ v[:, :k].T, dense) < RTOL
 
 
+def test_head_maps_are_V_and_U_of_zero_padded_coefficients(op_case, rng):
+    op, _, _ = op_case
+    n, m, k = op.in_numel, op.out_numel, op.rank
+    v = op.V(torch.eye(n, dtype=torch.float64)).reshape(n, n).T.numpy()
+    u = op.U(torch.eye(m, dtype=torch.float64)).reshape(m, m).T.numpy()
+    c = rng.standard_normal((2, k))
+    assert rel_err(op.V_head(torch.from_numpy(c)).reshape(2, n).numpy(), c @ v[:, :k].T) < RTOL
+    assert rel_err(op.U_head(torch.from_numpy(c)).reshape(2, m).numpy(), c @ u[:, :k].T) < RTOL
+
+
 def test_adjoint(op_case, rng):
     op, _, dense = op_case
     y = rng.standard_normal((2, op.out_numel))
