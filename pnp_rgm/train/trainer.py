@@ -33,9 +33,10 @@ from pnp_rgm.config import save_config
 from pnp_rgm.errors import CheckpointError, PnpRgmError
 from pnp_rgm.nets import Generator, build_discriminator, count_params
 from pnp_rgm.objectives import AmbientSpectralObjective, make_objective
+from pnp_rgm.priors import Prior
 from pnp_rgm.processes import make_process
-from pnp_rgm.rsd import one_step, resolve_rsd_config
-from pnp_rgm.sampling import from_net, image_grid, restore_step, sample, to_net
+from pnp_rgm.rsd import resolve_rsd_config
+from pnp_rgm.sampling import from_net, image_grid, restore_step, to_net
 from pnp_rgm.spectral import SpectralAmbient, is_spectral
 from pnp_rgm.train import dist as D_
 from pnp_rgm.train.checkpoint import (flatten_optimizer, load_trainer_state, recover, save_checkpoint,
@@ -332,25 +333,17 @@ def _sample_figure(c: Components, x0: torch.Tensor, path: Path, seed: int) -> No
     G = c.ema.model
     n = cfg.train.sample_count
     nrow = min(n, 8)
+    # the first row: the saved prior's own ``Prior.sample`` (Algorithm 3, an ambient teacher's
+    # probability-flow ODE, or an RSD generator's one step), the code path a user's call takes
+    gen = Prior(G, cfg).sample(n, cfg.data.crop, seed=seed, batch_size=min(n, 16)).cpu()
     if cfg.objective.kind == "rsd":  # one-step samples only: there is nothing to restore
-        z = torch.randn((n, cfg.model.channels, cfg.data.crop, cfg.data.crop),
-                        generator=torch.Generator().manual_seed(seed)).to(c.device)
-        save_grid(path, from_net(one_step(G, z, c.objective.log_sigma_gen).float()).cpu(), nrow)
+        save_grid(path, gen, nrow)
         return
-    if isinstance(c.objective, AmbientSpectralObjective):  # no clean image to restore: ODE samples, then data
-        from pnp_rgm.sampling import sample_ode
-
-        sp = c.objective.spectral
-        gen = sample_ode(G, n, cfg.data.crop, cfg.model.channels, sigma_max=cfg.objective.sigma_max,
-                         sigma_min=max(cfg.objective.sigma_min, sp.sigma_floor), steps=10, seed=seed,
-                         batch_size=min(n, 16), device=c.device, view=sp.view)
+    if isinstance(c.objective, AmbientSpectralObjective):  # no clean image to restore: samples, then data
         data = from_net(x0[:min(nrow, x0.shape[0])].float())
         data = torch.nn.functional.interpolate(data, size=(cfg.data.crop, cfg.data.crop), mode="nearest").cpu()
         save_grid(path, torch.cat([gen, data]), nrow)
         return
-    post = cfg.objective.sampling == "posterior" or (cfg.model.kind == "mmse" and not c.process.max_level)
-    gen = sample(G, c.process, n, cfg.data.crop, cfg.model.channels, seed=seed, batch_size=min(n, 16), device=c.device,
-                 posterior=post)
     rows = [gen]
     m = min(nrow, x0.shape[0])
     clean = x0[:m, :cfg.model.channels].float()  # masked data: the image, without its mask channel
