@@ -116,6 +116,11 @@ def test_rsd_trains_without_data_and_round_trips(teacher_dir, tmp_path):
     assert (tmp_path / "student" / "samples" / "step_0000002.png").is_file()
     prior = load_prior(ckpt)
     assert prior.one_step
+    from pnp_rgm.io import read_image  # the sample grid is what Prior.sample gives a user (the run's seed)
+
+    grid = read_image(tmp_path / "student" / "samples" / "step_0000002.png")
+    want = prior.sample(2, size=16, seed=saved.train.seed).permute(0, 2, 3, 1).numpy()
+    assert np.abs(np.stack([grid[2:18, 2 + 18 * i:18 + 18 * i] for i in range(2)]) - want).max() <= 0.6 / 255
     a, b = prior.sample(3, size=16, seed=1), prior.sample(3, size=16, seed=1)
     assert a.shape == (3, 3, 16, 16) and torch.equal(a, b) and 0 <= float(a.min()) <= float(a.max()) <= 1
     assert not torch.equal(a, prior.sample(3, size=16, seed=2))
