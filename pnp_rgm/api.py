@@ -123,8 +123,9 @@ class Restorer:
             self.prior = prior if isinstance(prior, Prior) else load_prior(prior)
             self.prior.to(self.device)
             self.method = "rgm"
-            if explicit and self.prior.kind == "mmse" and preset.prior not in BASELINES:
-                # a σ-conditioned twin runs the preset's tuned solver settings (RGM generators: the reference's)
+            if explicit and self.prior.generator.sigma_conditioned and preset.prior not in BASELINES:
+                # a σ-conditioned prior (a twin, or an RGM generator with EDM preconditioning) runs the
+                # preset's tuned solver settings (step-conditioned RGM generators: the reference's)
                 solver = {f.name for f in fields(RGMDRSConfig)}
                 settings = {**{k: v for k, v in preset.settings.items() if k in solver}, **settings}
             self.config = _rgm_config(settings)

@@ -131,20 +131,23 @@ def rgm_prior_step(prior, cfg: RGMDRSConfig, generator: torch.Generator | None =
     if cfg.flip and generator is not None:
         orient.manual_seed(int(torch.randint(2**31, (1,), generator=generator, device=generator.device)))
 
+    def latent(b: int) -> torch.Tensor | None:
+        """A fresh z per call (seeded) for a prior with a latent and ``z: random``; else the zero latent."""
+        if cfg.z == "random" and prior.nz:
+            return torch.randn((b, prior.nz), generator=generator, device=prior.device)
+        return None
+
     def restore_net(x01: torch.Tensor, j) -> torch.Tensor:
         """The prior's restoration of an image ``x01`` in [0, 1] at level ``j`` (a σ_j or a step)."""
         if cfg.steps:  # σ_j mode: D(x + ν σ_j ε, σ_j) in [0, 1] units
             noise = torch.randn(x01.shape, generator=generator, device=prior.device)
-            return prior.denoise(x01 + cfg.nu * j * noise, j, generator=generator)
+            return prior.denoise(x01 + cfg.nu * j * noise, j, z=latent(x01.shape[0]), generator=generator)
         xn = 2 * x01 - 1  # the process lives in the network's [-1, 1] space
         b = xn.shape[0]
         k = torch.full((b,), j, dtype=torch.long)
         noise = process.noise_at(xn, process.level[k], generator=generator)
         x_tilde = process.mean(xn, k) + cfg.nu * float(process.sigma[j]) * noise
-        z = None
-        if cfg.z == "random" and prior.nz:
-            z = torch.randn((b, prior.nz), generator=generator, device=prior.device)
-        return prior.restore(x_tilde, j, z)
+        return prior.restore(x_tilde, j, latent(b))
 
     def step(x: torch.Tensor, it: int) -> torch.Tensor:
         j = schedule[it % len(schedule)]

@@ -6,6 +6,7 @@ API (all tensors (B, C, H, W), images in [0, 1] unless stated)::
 
     prior = load_prior("runs/celeba/checkpoint")      # a checkpoint folder, or a bundled name
     prior.kind            # "rgm" (G(x_k, z, k), MAP restorer) or "mmse" (sigma-conditioned twin)
+    prior.generator.sigma_conditioned  # True for twins and RGM generators with EDM preconditioning
     prior.num_steps       # K of its forward process
     prior.channels        # 1 or 3
     prior.noise_levels()  # (K,) equivalent Gaussian noise std of each step, in [0, 1] units
@@ -22,12 +23,15 @@ API (all tensors (B, C, H, W), images in [0, 1] unless stated)::
   ``k`` is an int in 1..K or a (B,) LongTensor.
 * **z**: ``None`` = the zero latent (deterministic, mode seeking), ``"random"`` = a fresh
   N(0, I) per image, or a (B, nz) tensor. MMSE priors ignore z.
-* **denoise** maps the noise level onto the process: MMSE twins are called directly with
-  sigma; an RGM prior uses the first step whose level sigma_k / (2 a_k) >= sigma, adds the
-  missing noise (so the input matches that step's distribution exactly) and restores. Noise
+* **denoise** maps the noise level onto the process: noise-level conditioned networks (MMSE
+  twins, and RGM generators with EDM preconditioning, ``model.precond: edm``) are called directly
+  with sigma (and z); a step-conditioned RGM prior uses the first step whose level
+  sigma_k / (2 a_k) >= sigma, adds the missing noise (so the input matches that step's
+  distribution exactly) and restores. Noise
   above the last step's level is treated as the last step. Only noise-process priors can
-  denoise (multiscale ones raise ``PnpRgmError``). RGM-D with K = 4 steps has coarse levels
-  (its smallest is ~0.48), so for plain denoising at small sigma use an MMSE twin. An ambient
+  denoise (multiscale ones raise ``PnpRgmError``). RGM-D with the DDGAN schedule (K = 4) has coarse levels
+  (its smallest is ~0.48), so for plain denoising at small sigma use an MMSE twin or an RGM prior
+  on the ``geometric`` process (levels where PnP works, e.g. the bundled ``rgm-kld-d``). An ambient
   denoiser (learned from data with noise sigma_n) never saw less noise than sigma_n and learned
   little just above it: below ``prior.sigma_floor`` (``AMBIENT_FLOOR`` x sigma_n), noise is added
   up to the floor (so the input matches what it was trained on) and it denoises there; it knows
@@ -221,14 +225,14 @@ class Prior:
             extra = (floor ** 2 - s2 ** 2).clamp_min(0).sqrt().view(-1, 1, 1, 1)
             xn = xn + extra * torch.randn(x.shape, device=self.device, generator=generator)
             s2 = torch.maximum(s2, floor)
-        if self.kind == "mmse":
+        if self.generator.sigma_conditioned:  # a twin, or an RGM generator with EDM preconditioning: at σ itself
             known = None
             if self.mask_known is not None:  # a masked-data teacher: shown what it was trained on
                 known = random_known(xn, self.mask_known, generator)
                 xn = xn * known
             if self.spectral is not None:  # a blurred-data teacher: the input as its data showed it
                 xn = self.view(xn, torch.log(s2), generator)
-            return from_net(self.generator(xn, torch.log(s2), None, mask=known).float())
+            return from_net(self.generator(xn, torch.log(s2), self._z(z, b), mask=known).float())
         if self.process.max_level:
             raise PnpRgmError(f"denoise: a multiscale prior ({self.process.name}) cannot denoise; use a noise-process or MMSE prior")
         levels = self.process.noise_to_signal()[1:].float().to(self.device)  # (K,)

@@ -12,7 +12,8 @@ level-m averaging). The marginal is closed form::
 
     x_k = a_k * A_{m_k} x_0 + sigma_k * U_{m_k}(eps)
 
-A schedule is just the list of steps ``(down, r, s)``: see :class:`NoiseProcess` (RGM-D) and
+A schedule is just the list of steps ``(down, r, s)``: see :class:`NoiseProcess` (RGM-D),
+:class:`GeometricNoiseProcess` (RGM-D on the noise levels plug-and-play visits) and
 :class:`MultiscaleProcess` (RGM-SR). A new schedule is a subclass overriding ``_steps``.
 Step indices are 1..K; k may be an int or a LongTensor of shape (B,) (one step per sample).
 Tensors of any rank work for pure-noise processes (e.g. (B, 2) toy points); multiscale needs
@@ -30,7 +31,7 @@ import torch.nn.functional as F
 from pnp_rgm.errors import ConfigError, ShapeError
 
 __all__ = [
-    "Step", "BlockAverage", "ForwardProcess", "NoiseProcess", "MultiscaleProcess",
+    "Step", "BlockAverage", "ForwardProcess", "NoiseProcess", "GeometricNoiseProcess", "MultiscaleProcess",
     "make_process", "vp_alpha_bars",
 ]
 
@@ -254,6 +255,33 @@ class NoiseProcess(ForwardProcess):
         super().__init__([Step(False, r, s) for r, s in _vp_steps(num_steps, beta_min, beta_max)], **kw)
 
 
+def _vp_steps_at(levels: Sequence[float]) -> list[tuple[float, float]]:
+    """VP steps (r, s) whose marginals x_k = a_k x0 + sigma_k eps have sigma_k / a_k = ``levels[k-1]``
+    (network units): a_k = 1 / sqrt(1 + level^2), so a_k^2 + sigma_k^2 = 1 at every step."""
+    a = [1.0] + [1.0 / math.sqrt(1.0 + lv * lv) for lv in levels]
+    steps = []
+    for k in range(1, len(a)):
+        r = a[k] / a[k - 1]
+        steps.append((r, math.sqrt(max(1.0 - r * r, 0.0))))
+    return steps
+
+
+class GeometricNoiseProcess(ForwardProcess):
+    """RGM-D on chosen noise levels: variance-preserving noising whose K steps have the equivalent
+    [0, 1]-unit noise levels sigma_k / (2 a_k) geometric from ``level_min`` (step 1) to ``level_max``
+    (step K). The DDGAN schedule of :class:`NoiseProcess` starts at ~0.48 for K = 4; a prior for
+    plug-and-play needs its steps where the solver visits (~0.005 to 0.4)."""
+
+    name = "geometric"
+
+    def __init__(self, num_steps: int = 8, level_min: float = 0.005, level_max: float = 0.4, **kw) -> None:
+        if num_steps == 1:
+            levels = [level_min]
+        else:
+            levels = [level_min * (level_max / level_min) ** (i / (num_steps - 1)) for i in range(num_steps)]
+        super().__init__([Step(False, r, s) for r, s in _vp_steps_at([2.0 * lv for lv in levels])], **kw)
+
+
 class MultiscaleProcess(ForwardProcess):
     """RGM-SR: block averaging (2x2 per level) interleaved with VP noising.
 
@@ -287,7 +315,9 @@ def make_process(cfg, blockavg: Optional[BlockAverage] = None) -> ForwardProcess
     """Build the process of a :class:`~pnp_rgm.train.config.ProcessConfig`."""
     if cfg.kind == "noise":
         return NoiseProcess(cfg.num_steps, cfg.beta_min, cfg.beta_max, blockavg=blockavg)
+    if cfg.kind == "geometric":
+        return GeometricNoiseProcess(cfg.num_steps, cfg.level_min, cfg.level_max, blockavg=blockavg)
     if cfg.kind == "multiscale":
         return MultiscaleProcess(cfg.num_steps, cfg.beta_min, cfg.beta_max, cfg.variant, cfg.down_noise,
                                  blockavg=blockavg)
-    raise ConfigError(f"process.kind: expected noise or multiscale, got {cfg.kind!r}")
+    raise ConfigError(f"process.kind: expected noise, geometric or multiscale, got {cfg.kind!r}")

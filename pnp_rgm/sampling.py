@@ -35,15 +35,21 @@ def _nz(G) -> int:
     return getattr(G, "nz", getattr(getattr(G, "module", None), "nz", 0))
 
 
+def _sigma_conditioned(G) -> bool:
+    return getattr(G, "sigma_conditioned", getattr(getattr(G, "module", None), "sigma_conditioned", False))
+
+
 def restore_step(G, process, x_k: torch.Tensor, k, z: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """x0_hat = G(x_k, z, k) for an RGM generator; for an MMSE twin the state is rescaled to
-    x_k / a_k = x0 + (sigma_k / a_k) eps and the twin is conditioned on log(sigma_k / a_k)."""
+    """x0_hat = G(x_k, z, k) for an RGM generator; for a noise-level conditioned one (an MMSE twin,
+    or an RGM generator with EDM preconditioning) the state is rescaled to
+    x_k / a_k = x0 + (sigma_k / a_k) eps and the network is conditioned on log(sigma_k / a_k)
+    (a twin has no latent and ignores z)."""
     b = x_k.shape[0]
     kk = torch.full((b,), int(k), dtype=torch.long) if isinstance(k, int) else k.to("cpu", torch.long).reshape(-1)
-    if _kind(G) == "mmse":
+    if _sigma_conditioned(G):
         a = process.a[kk].to(x_k.device, torch.float32)
         s = process.sigma[kk].to(x_k.device, torch.float32)
-        return G(x_k / a.view(-1, *([1] * (x_k.dim() - 1))), torch.log(s / a), None)
+        return G(x_k / a.view(-1, *([1] * (x_k.dim() - 1))), torch.log(s / a), z)
     return G(x_k, kk.to(x_k.device).float(), z)
 
 

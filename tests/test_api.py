@@ -51,6 +51,25 @@ def test_rgm_drs_shapes_and_determinism(task, obs_shape, process):
     assert not torch.equal(r1, r3)
 
 
+@pytest.mark.parametrize("task, obs_shape", [("sr4", (3, 12, 10)), ("denoise", (3, 16, 12))])
+def test_sigma_conditioned_rgm_prior_runs_the_preset_schedule(task, obs_shape):
+    """An explicit RGM prior with EDM preconditioning is noise-level conditioned like a twin: it runs
+    the task preset's σ-schedule (steps mode), with a fresh seeded z per call."""
+    from pnp_rgm.presets import preset_for
+
+    prior = tiny_prior({"kind": "geometric", "num_steps": 4}, model={"precond": "edm"})
+    for p in prior.generator.parameters():  # zero-initialised layers would hide z
+        p.data.add_(0.05 * torch.randn_like(p))
+    y = torch.rand(1, *obs_shape)
+    sigma = 0.1 if task == "denoise" else 0.0
+    r = Restorer(task, prior, seed=3, sigma=sigma)
+    assert r.config.steps == preset_for(task).settings["steps"] > 0
+    r1 = r.restore_tensor(y)
+    assert torch.equal(r1, Restorer(task, prior, seed=3, sigma=sigma).restore_tensor(y))
+    assert not torch.equal(r1, Restorer(task, prior, seed=4, sigma=sigma).restore_tensor(y))
+    assert not torch.equal(r1, Restorer(task, prior, seed=3, sigma=sigma, z="zero").restore_tensor(y))
+
+
 def test_rgm_drs_tiles_large_images():
     prior = tiny_prior()
     y = torch.rand(1, 3, 40, 36)

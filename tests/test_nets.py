@@ -6,7 +6,7 @@ import torch
 
 
 from pnp_rgm.nets import Generator, ToyDiscriminator, ToyGenerator, build_discriminator
-from pnp_rgm.processes import BlockAverage, MultiscaleProcess, NoiseProcess, make_process
+from pnp_rgm.processes import BlockAverage, GeometricNoiseProcess, MultiscaleProcess, NoiseProcess, make_process
 from pnp_rgm.train.config import ModelConfig, ProcessConfig, load_run_config
 
 from tiny import TINY_MODEL as TINY  # noqa: E402
@@ -63,6 +63,26 @@ def test_noise_process_marginals_match_chain():
         assert abs(xp.std().item() - float(p.sigma[k - 1])) < 0.03
     post = p.posterior(torch.randn(8, 3, 4, 4), torch.randn(8, 3, 4, 4), torch.randint(1, 5, (8,)))
     assert post.shape == (8, 3, 4, 4)
+
+
+def test_geometric_process_levels_and_marginals():
+    """Step k's equivalent [0, 1]-unit noise level σ_k / (2 a_k) is geometric from level_min to
+    level_max; the process is variance preserving, and its one-step chain has the closed-form marginals."""
+    torch.manual_seed(0)
+    p = GeometricNoiseProcess(5, 0.01, 0.16)
+    levels = (p.noise_to_signal()[1:] / 2).tolist()
+    assert levels == pytest.approx([0.01, 0.02, 0.04, 0.08, 0.16], rel=1e-9)
+    assert torch.allclose(p.a ** 2 + p.sigma ** 2, torch.ones(6, dtype=torch.float64))
+    x0 = torch.full((20000, 1), 0.5)
+    for k in range(1, 6):
+        xp, xk = p.pair(x0, k)
+        assert abs(xk.mean().item() - 0.5 * float(p.a[k])) < 0.01
+        assert xk.std().item() == pytest.approx(float(p.sigma[k]), rel=0.03)
+        assert xp.std().item() == pytest.approx(float(p.sigma[k - 1]), rel=0.03, abs=1e-6)
+    q = make_process(ProcessConfig(kind="geometric", num_steps=5, level_min=0.01, level_max=0.16))
+    assert torch.equal(q.sigma, p.sigma) and q.name == "geometric"
+    with pytest.raises(Exception, match="level_min"):
+        ProcessConfig(kind="geometric", level_min=0.3, level_max=0.2)
 
 
 @pytest.mark.parametrize("variant", ["alternate", "naive"])

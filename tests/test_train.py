@@ -49,6 +49,7 @@ def data_dir(tmp_path_factory):
     ({"prior": "kld", "sampling": "posterior", "use_z": False}, {}, {}),
     ({"prior": "kld", "fidelity": False}, {}, {}),
     ({"prior": "kld"}, {"kind": "multiscale", "num_steps": 4}, {}),
+    ({"prior": "kld"}, {"kind": "geometric", "num_steps": 4}, {"precond": "edm"}),
     ({"kind": "mmse", "prior": "none"}, {}, {"kind": "mmse"}),
     ({"kind": "mmse", "prior": "none", "continuous": False}, {}, {"kind": "mmse"}),
     ({"kind": "mmse", "prior": "none", "block_levels": [0, 1, 2], "gray_prob": 0.5}, {}, {"kind": "mmse", "precond": "edm"}),
@@ -292,8 +293,6 @@ def test_edm_preconditioned_twin_is_identity_at_small_sigma_and_weighted():
     obj = make_objective(cfg.objective, make_process(cfg.process), "edm")
     loss, logs = obj.g_loss(G, None, x)
     assert torch.isfinite(loss) and loss > logs["mse"]  # 1/c_out² weights exceed 1 for σ < ~0.5
-    with pytest.raises(Exception, match="precond"):
-        tiny(model={"precond": "edm"})  # an RGM generator cannot use it
 
 
 def test_init_from_copies_matching_tensors(tmp_path):
@@ -312,6 +311,70 @@ def test_init_from_copies_matching_tensors(tmp_path):
     assert torch.equal(G.inc.weight, src.inc.weight) and torch.equal(G.outc.weight, src.outc.weight)
     with pytest.raises(CheckpointError, match="no tensor"):
         init_generator(torch.nn.Linear(2, 2), str(tmp_path / "twin"))
+
+
+def test_sigma_conditioned_rgm_generator_starts_as_its_twin(tmp_path):
+    """An RGM generator with EDM preconditioning started from a twin (its condition layers widened
+    for z with zero columns) restores every state of its process exactly as the twin does, whatever
+    z; the widened layers hold the twin's weights first."""
+    from pnp_rgm.nets import Generator
+    from pnp_rgm.priors import save_prior
+    from pnp_rgm.processes import make_process
+    from pnp_rgm.sampling import restore_step
+    from pnp_rgm.train.trainer import init_generator
+
+    src_cfg = tiny({"kind": "mmse", "prior": "none", "continuous": True}, model={"kind": "mmse", "nz": 0, "precond": "edm"})
+    torch.manual_seed(1)
+    twin = Generator(src_cfg.model).eval()
+    for p in twin.parameters():  # zero-initialised output layers would hide a mismatch
+        p.data.add_(0.05 * torch.randn_like(p))
+    save_prior(twin, tmp_path / "twin", src_cfg)
+    cfg = tiny({"prior": "kld"}, {"kind": "geometric", "num_steps": 4}, {"precond": "edm"})
+    torch.manual_seed(2)
+    G = Generator(cfg.model).eval()
+    assert G.sigma_conditioned and G.nz == 8
+    init_generator(G, str(tmp_path / "twin"))
+    proj = G.down[0]["blocks"][0].n1.proj.weight  # (2 ch, emb + w_dim)
+    src = twin.down[0]["blocks"][0].n1.proj.weight  # (2 ch, emb)
+    assert torch.equal(proj[:, :src.shape[1]], src) and not proj[:, src.shape[1]:].any()
+    process = make_process(cfg.process)
+    x0 = torch.rand(3, 3, 16, 16) * 2 - 1
+    with torch.no_grad():
+        for k in range(1, process.K + 1):
+            xk = process.degrade(x0, k)
+            want = restore_step(twin, process, xk, k)
+            assert torch.allclose(restore_step(G, process, xk, k, torch.randn(3, 8)), want, atol=1e-5)
+            assert torch.allclose(restore_step(G, process, xk, k, None), want, atol=1e-5)
+    from pnp_rgm.priors import Prior
+
+    y = torch.rand(2, 3, 16, 16)
+    pt, pg = Prior(twin, src_cfg), Prior(G, cfg)
+    with torch.no_grad():
+        for s in (0.013, 0.05, 0.3):  # at and between the process's levels: no noise topped up
+            assert torch.allclose(pg.denoise(y, s, z="random"), pt.denoise(y, s), atol=1e-5)
+
+
+def test_d_pretrain_updates_only_the_discriminator_first():
+    from pnp_rgm.train.dist import DistInfo
+    from pnp_rgm.train.trainer import build_components, train_step
+
+    cfg = tiny({"prior": "kld"})
+    cfg = replace(cfg, optim=replace(cfg.optim, d_pretrain=2))
+    c = build_components(cfg, DistInfo())
+    g0 = [p.detach().clone() for p in c.G.parameters()]
+    d0 = [p.detach().clone() for p in c.D.parameters()]
+    x0 = torch.rand(4, 3, 16, 16) * 2 - 1
+    for step in range(2):
+        logs = train_step(c, x0, step)
+        assert "loss_d" in logs and "loss_g" not in logs
+    assert all(torch.equal(a, b) for a, b in zip(g0, c.G.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(d0, c.D.parameters()))
+    assert c.opt_g.param_groups[0]["lr"] == 0.0
+    logs = train_step(c, x0, 2)
+    assert "loss_g" in logs and c.opt_g.param_groups[0]["lr"] == cfg.optim.lr_g
+    assert any(not torch.equal(a, b) for a, b in zip(g0, c.G.parameters()))
+    with pytest.raises(Exception, match="d_pretrain"):
+        replace(cfg.optim, d_pretrain=-1)
 
 
 def test_half_precision_bundle_round_trip(tmp_path):

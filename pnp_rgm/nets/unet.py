@@ -2,7 +2,8 @@
 
 ``Generator(cfg)(x, cond, z=None)``: x (B, C, H, W) in the network's [-1, 1] space (any H, W:
 padded to ``cfg.multiple`` by reflection and cropped back), cond (B,) float (the step k for
-``kind: rgm``, log sigma for ``kind: mmse``), z (B, nz) latent (``None`` = zeros, the mode-seeking
+``kind: rgm``, log sigma for ``kind: mmse`` and for a noise-level conditioned RGM generator,
+``precond: edm``), z (B, nz) latent (``None`` = zeros, the mode-seeking
 choice), mask (B, 1, H, W) of known pixels for a model with ``mask_channel`` (``None`` = all known). Returns the predicted clean image x0_hat (B, C, H, W) in [-1, 1] space (unclamped).
 """
 from __future__ import annotations
@@ -124,6 +125,8 @@ class Generator(nn.Module):
         self.cfg = cfg
         self.kind = cfg.kind
         self.nz = cfg.nz if cfg.kind == "rgm" else 0
+        # cond is log σ (twins; RGM generators with EDM preconditioning), not a step index
+        self.sigma_conditioned = cfg.kind == "mmse" or cfg.precond == "edm"
         E = cfg.emb_dim
         cond_dim = E + (cfg.w_dim if self.nz else 0)
         self.t_mlp = nn.Sequential(nn.Linear(E, E), nn.SiLU(), nn.Linear(E, E))
@@ -183,7 +186,7 @@ class Generator(nn.Module):
             mask = torch.ones_like(x[:, :1]) if mask is None else pad_to_multiple(mask.to(x.dtype), self.multiple)[0]
         c = self._cond(cond, z, b, x.device)
         skip = None
-        if self.kind == "mmse":  # input scaling so noisy inputs keep ~unit variance
+        if self.sigma_conditioned:  # input scaling so noisy inputs keep ~unit variance
             sig = torch.exp(cond.to(x.device, torch.float32).reshape(-1)).expand(b)
             if self.cfg.precond == "edm":
                 c_skip, c_out, c_in = edm_coefficients(sig)

@@ -46,7 +46,10 @@ class ModelConfig:
     disc_width: int = 32
     disc_mult: tuple[int, ...] = (1, 2, 4, 4)
     # MMSE twin output: "none" = the network's output is x0_hat; "edm" = Karras et al.'s
-    # preconditioning x0_hat = c_skip(σ)·x + c_out(σ)·F(c_in(σ)·x) (near-identity at small σ)
+    # preconditioning x0_hat = c_skip(σ)·x + c_out(σ)·F(c_in(σ)·x) (near-identity at small σ).
+    # An RGM generator with "edm" is noise-level conditioned like the twin: it restores the
+    # rescaled state x_k / a_k = x0 + (σ_k / a_k) ε, conditioned on log(σ_k / a_k), plus z, so it
+    # can start from a twin's weights (train.init_from) as that twin's function
     precond: Literal["none", "edm"] = "none"
     # one more input channel holding a pixel mask (1 = known): the ambient-mask teacher sees
     # which pixels its masked input has; called without a mask, every pixel counts as known
@@ -57,8 +60,6 @@ class ModelConfig:
             raise ConfigError("mask_channel: only noise-level-conditioned denoisers (model.kind: mmse) take a mask")
         if self.precond not in ("none", "edm"):
             raise ConfigError(f"precond: must be 'none' or 'edm', got {self.precond!r}")
-        if self.precond == "edm" and self.kind != "mmse":
-            raise ConfigError("precond: 'edm' is for MMSE twins (model.kind: mmse)")
         if self.channels not in (1, 3):
             raise ConfigError(f"channels: must be 1 or 3, got {self.channels}")
         for n in ("base_width", "emb_dim", "w_dim", "groups", "disc_width"):
@@ -93,13 +94,17 @@ class ProcessConfig:
     """Forward (degradation) process.
 
     ``noise`` (RGM-D): variance-preserving, K steps, beta linear from beta_min to beta_max.
+    ``geometric`` (RGM-D for plug-and-play): variance-preserving, K steps whose [0, 1]-unit noise
+    levels sigma_k / (2 a_k) are geometric from level_min (step 1) to level_max (step K).
     ``multiscale`` (RGM-SR): ``alternate`` interleaves 2x2 block averaging (nearest-neighbour
     upsampled back) with VP noising steps; ``naive`` does both at every step."""
 
-    kind: Literal["noise", "multiscale"] = "noise"
+    kind: Literal["noise", "geometric", "multiscale"] = "noise"
     num_steps: int = 4
     beta_min: float = 0.1
     beta_max: float = 20.0
+    level_min: float = 0.005  # geometric: [0, 1]-unit noise level of step 1
+    level_max: float = 0.4  # geometric: of step K
     variant: Literal["alternate", "naive"] = "alternate"
     down_noise: float = 0.02  # std added at the pure block-averaging steps of "alternate"
 
@@ -112,6 +117,8 @@ class ProcessConfig:
             raise ConfigError(f"num_steps: the alternate multiscale process needs >= 2 steps, got {self.num_steps}")
         if self.down_noise <= 0:
             raise ConfigError(f"down_noise: must be > 0, got {self.down_noise}")
+        if not 0 < self.level_min < self.level_max:
+            raise ConfigError(f"level_min/level_max: need 0 < level_min < level_max, got {self.level_min}/{self.level_max}")
 
 
 @dataclass(frozen=True)
@@ -245,6 +252,10 @@ class OptimConfig:
     warmup_steps: int = 0
     decay: Literal["none", "cosine"] = "none"  # cosine: lr falls to decay_to·lr at train.steps
     decay_to: float = 0.0
+    # the first d_pretrain steps update only the discriminator: a generator started from a trained
+    # restorer (train.init_from) would otherwise follow an uninformed prior term (and the fidelity
+    # term, whose minimizer is the identity) away from it; its warm-up and decay start afterwards
+    d_pretrain: int = 0
 
     def lr_scale(self, step: int, total: int) -> float:
         """Multiplier of lr_g/lr_d at 0-based ``step`` of ``total``: linear warm-up, then optional cosine."""
@@ -264,8 +275,8 @@ class OptimConfig:
         for n in ("beta1", "beta2", "ema_decay"):
             if not 0 <= getattr(self, n) < 1:
                 raise ConfigError(f"{n}: must be in [0, 1), got {getattr(self, n)}")
-        if self.grad_clip < 0 or self.weight_decay < 0 or self.warmup_steps < 0:
-            raise ConfigError("grad_clip/weight_decay/warmup_steps: must be >= 0")
+        if self.grad_clip < 0 or self.weight_decay < 0 or self.warmup_steps < 0 or self.d_pretrain < 0:
+            raise ConfigError("grad_clip/weight_decay/warmup_steps/d_pretrain: must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -389,8 +400,8 @@ class RunConfig:
             _check_spectral(self)
         if self.objective.kind == "map" and self.model.kind != "rgm":
             raise ConfigError("model.kind: 'mmse' needs objective.kind: mmse")
-        if self.objective.sampling == "posterior" and self.process.kind != "noise":
-            raise ConfigError("objective.sampling: 'posterior' (Algorithm 1) needs process.kind: noise")
+        if self.objective.sampling == "posterior" and self.process.kind == "multiscale":
+            raise ConfigError("objective.sampling: 'posterior' (Algorithm 1) needs a noise process (noise or geometric)")
         levels = _ms_levels(self.process) if self.process.kind == "multiscale" else 0  # block averaging
         mult = max(self.model.multiple, 2 ** max(levels, *self.objective.block_levels))
         if self.data.crop % mult:

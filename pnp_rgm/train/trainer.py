@@ -75,16 +75,29 @@ class Components:
     scaler_d: Optional[object] = None
 
 
+def _widened(own: torch.Tensor, src: torch.Tensor) -> bool:
+    """``own`` is a Linear weight (out, in') taking the inputs of ``src`` (out, in) first, in < in'."""
+    return own.dim() == 2 and src.dim() == 2 and own.shape[0] == src.shape[0] and own.shape[1] > src.shape[1]
+
+
 def init_generator(G: torch.nn.Module, path_or_name: str) -> tuple[int, int]:
     """Copy into ``G`` every tensor of a saved prior whose name and shape match (a warm start, e.g.
-    an RGM generator from its MMSE twin); returns (copied, total). Raises CheckpointError when
-    nothing matches."""
+    an RGM generator from its MMSE twin); returns (copied, total). A linear weight of ``G`` with more
+    inputs than the saved one (the condition layers of an RGM generator, whose condition is the
+    twin's noise-level embedding followed by the latent's) gets the saved weight in its leading
+    columns and zeros in the rest, so with EDM preconditioning the generator starts as the twin's
+    function, whatever z. Raises CheckpointError when nothing matches."""
     from pnp_rgm.priors import _resolve
     from pnp_rgm.train.checkpoint import load_state_dict
 
     src = load_state_dict(_resolve(path_or_name) / "model.safetensors")
     own = G.state_dict()
     hits = {n: t for n, t in src.items() if n in own and own[n].shape == t.shape}
+    for n, t in src.items():
+        if n in own and _widened(own[n], t):
+            w = torch.zeros_like(own[n])
+            w[:, :t.shape[1]] = t
+            hits[n] = w
     if not hits:
         raise CheckpointError(f"init_from {path_or_name}: no tensor matches this model's names and shapes")
     G.load_state_dict(hits, strict=False)
@@ -162,8 +175,9 @@ def train_step(c: Components, x0: torch.Tensor, step: int, info: Optional[D_.Dis
     info = info or D_.DistInfo(device=c.device)
     cfg = c.cfg
     lr_scale = cfg.optim.lr_scale(step, cfg.train.steps)
+    pre = cfg.optim.d_pretrain if c.D is not None else 0  # D-only steps first; G's schedule starts after them
     for g in c.opt_g.param_groups:
-        g["lr"] = cfg.optim.lr_g * lr_scale
+        g["lr"] = cfg.optim.lr_g * cfg.optim.lr_scale(step - pre, cfg.train.steps - pre) if step >= pre else 0.0
     logs: dict = {}
     if c.D is not None:
         for g in c.opt_d.param_groups:
@@ -178,6 +192,8 @@ def train_step(c: Components, x0: torch.Tensor, step: int, info: Optional[D_.Dis
             logs.update(ld_logs)
             logs["gn_d"] = _step_opt(ld, c.opt_d, c.D.parameters(), c.scaler_d, cfg.optim.grad_clip)
         c.D.requires_grad_(False)
+        if step < pre:
+            return {k: float(v) for k, v in logs.items()}
     with _autocast(c):
         lg, lg_logs = c.objective.g_loss(c.G_train, c.D, x0)
     if not D_.all_true(bool(torch.isfinite(lg)), info):
