@@ -11,7 +11,7 @@ import click
 @click.option("--data", required=True, metavar="DIR", help="Folder of clean images.")
 @click.option("--out", required=True, metavar="DIR", help="Output folder (results.csv, summary.md, grid.png).")
 @click.option("--methods", default="pinv,tv", show_default=True, help="Comma-separated: pinv, tv, bicubic (SR), preset (what restore does by default), bm3d and denoiser (denoise only), bm3d-pnp, rgm-drs-sr (the bundled SR-process prior), rgm-drs, dpir-hqs, ddrm, diffpir (denoiser and the last four need --prior; bm3d* need the bench extra).")
-@click.option("--prior", default=None, metavar="PRIOR", help="Bundled prior name or checkpoint folder (rgm-drs, denoiser and the peers). An MMSE twin runs rgm-drs with the task preset's solver settings.")
+@click.option("--prior", default=None, metavar="PRIOR", help="Bundled prior name or checkpoint folder (rgm-drs, denoiser and the peers). A noise-level conditioned prior (an MMSE twin, or an RGM generator with EDM preconditioning) runs rgm-drs with the task preset's solver settings.")
 @click.option("--sigma", type=float, default=0.0, show_default=True, help="Observation noise std, [0, 1] units.")
 @click.option("--limit", type=int, default=0, show_default=True, help="Use the first N images (0 = all).")
 @click.option("--crop", type=int, default=256, show_default=True, help="Centre crop size in pixels (0 = none).")

@@ -31,7 +31,7 @@ API (all tensors (B, C, H, W), images in [0, 1] unless stated)::
   above the last step's level is treated as the last step. Only noise-process priors can
   denoise (multiscale ones raise ``PnpRgmError``). RGM-D with the DDGAN schedule (K = 4) has coarse levels
   (its smallest is ~0.48), so for plain denoising at small sigma use an MMSE twin or an RGM prior
-  on the ``geometric`` process (levels where PnP works, e.g. the bundled ``rgm-kld-d``). An ambient
+  on the ``geometric`` process (levels where PnP works, config ``rgm-kld-d-pnp-cpu``). An ambient
   denoiser (learned from data with noise sigma_n) never saw less noise than sigma_n and learned
   little just above it: below ``prior.sigma_floor`` (``AMBIENT_FLOOR`` x sigma_n), noise is added
   up to the floor (so the input matches what it was trained on) and it denoises there; it knows
