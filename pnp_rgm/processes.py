@@ -52,13 +52,18 @@ def vp_alpha_bars(num_steps: int, beta_min: float, beta_max: float) -> list[floa
     return out
 
 
-def _vp_steps(num_steps: int, beta_min: float, beta_max: float) -> list[tuple[float, float]]:
-    ab = vp_alpha_bars(num_steps, beta_min, beta_max)
+def _vp_steps_to(a: Sequence[float]) -> list[tuple[float, float]]:
+    """Variance-preserving steps (r, s) whose marginals have the signal scales ``a`` = a_0 = 1, a_1..a_K:
+    r_k = a_k / a_{k-1}, s_k = sqrt(1 - r_k^2), so that a_k^2 + sigma_k^2 = 1 at every step."""
     steps = []
-    for k in range(1, num_steps + 1):
-        r = math.sqrt(ab[k] / ab[k - 1])
+    for k in range(1, len(a)):
+        r = a[k] / a[k - 1]
         steps.append((r, math.sqrt(max(1.0 - r * r, 0.0))))
     return steps
+
+
+def _vp_steps(num_steps: int, beta_min: float, beta_max: float) -> list[tuple[float, float]]:
+    return _vp_steps_to([math.sqrt(ab) for ab in vp_alpha_bars(num_steps, beta_min, beta_max)])
 
 
 # --------------------------------------------------------------------------- block averaging
@@ -255,17 +260,6 @@ class NoiseProcess(ForwardProcess):
         super().__init__([Step(False, r, s) for r, s in _vp_steps(num_steps, beta_min, beta_max)], **kw)
 
 
-def _vp_steps_at(levels: Sequence[float]) -> list[tuple[float, float]]:
-    """VP steps (r, s) whose marginals x_k = a_k x0 + sigma_k eps have sigma_k / a_k = ``levels[k-1]``
-    (network units): a_k = 1 / sqrt(1 + level^2), so a_k^2 + sigma_k^2 = 1 at every step."""
-    a = [1.0] + [1.0 / math.sqrt(1.0 + lv * lv) for lv in levels]
-    steps = []
-    for k in range(1, len(a)):
-        r = a[k] / a[k - 1]
-        steps.append((r, math.sqrt(max(1.0 - r * r, 0.0))))
-    return steps
-
-
 class GeometricNoiseProcess(ForwardProcess):
     """RGM-D on chosen noise levels: variance-preserving noising whose K steps have the equivalent
     [0, 1]-unit noise levels sigma_k / (2 a_k) geometric from ``level_min`` (step 1) to ``level_max``
@@ -279,7 +273,9 @@ class GeometricNoiseProcess(ForwardProcess):
             levels = [level_min]
         else:
             levels = [level_min * (level_max / level_min) ** (i / (num_steps - 1)) for i in range(num_steps)]
-        super().__init__([Step(False, r, s) for r, s in _vp_steps_at([2.0 * lv for lv in levels])], **kw)
+        # sigma_k / a_k = 2 level_k in network units, and a_k^2 + sigma_k^2 = 1: a_k = 1 / sqrt(1 + (2 level_k)^2)
+        a = [1.0] + [1.0 / math.sqrt(1.0 + (2.0 * lv) ** 2) for lv in levels]
+        super().__init__([Step(False, r, s) for r, s in _vp_steps_to(a)], **kw)
 
 
 class MultiscaleProcess(ForwardProcess):
