@@ -318,7 +318,7 @@ def test_sigma_conditioned_rgm_generator_starts_as_its_twin(tmp_path):
     for z with zero columns) restores every state of its process exactly as the twin does, whatever
     z; the widened layers hold the twin's weights first."""
     from pnp_rgm.nets import Generator
-    from pnp_rgm.priors import save_prior
+    from pnp_rgm.priors import Prior, save_prior
     from pnp_rgm.processes import make_process
     from pnp_rgm.sampling import restore_step
     from pnp_rgm.train.trainer import init_generator
@@ -345,13 +345,19 @@ def test_sigma_conditioned_rgm_generator_starts_as_its_twin(tmp_path):
             want = restore_step(twin, process, xk, k)
             assert torch.allclose(restore_step(G, process, xk, k, torch.randn(3, 8)), want, atol=1e-5)
             assert torch.allclose(restore_step(G, process, xk, k, None), want, atol=1e-5)
-    from pnp_rgm.priors import Prior
-
     y = torch.rand(2, 3, 16, 16)
     pt, pg = Prior(twin, src_cfg), Prior(G, cfg)
     with torch.no_grad():
         for s in (0.013, 0.05, 0.3):  # at and between the process's levels: no noise topped up
             assert torch.allclose(pg.denoise(y, s, z="random"), pt.denoise(y, s), atol=1e-5)
+
+
+def test_model_card_names_the_process_schedule():
+    from pnp_rgm.train.trainer import _card
+
+    card = _card(tiny(process={"kind": "geometric", "num_steps": 8}), 1, 1.0, "d", 1, "cpu", {}, 10)
+    assert "| process | geometric (K=8, noise levels 0.005..0.4) |" in card
+    assert "| process | noise (K=4, beta 0.1..20.0) |" in _card(tiny(), 1, 1.0, "d", 1, "cpu", {}, 10)
 
 
 def test_d_pretrain_updates_only_the_discriminator_first():

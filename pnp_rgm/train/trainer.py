@@ -302,7 +302,8 @@ def _card(cfg: RunConfig, step: int, wall: float, data_dir: str, n_images: int, 
           n_params: int) -> str:
     m = "\n".join(f"| {k} | {v:.4g} |" for k, v in sorted(metrics.items())) or "| (none) | |"
     p = cfg.process
-    proc = f"{p.kind} (K={p.num_steps}, beta {p.beta_min}..{p.beta_max}" + (f", {p.variant})" if p.kind == "multiscale" else ")")
+    sched = f"noise levels {p.level_min:g}..{p.level_max:g}" if p.kind == "geometric" else f"beta {p.beta_min}..{p.beta_max}"
+    proc = f"{p.kind} (K={p.num_steps}, {sched}" + (f", {p.variant})" if p.kind == "multiscale" else ")")
     return f"""# pnp-rgm prior: {cfg.train.name or 'unnamed'}
 
 {_what(cfg)} trained with pnp-rgm.
