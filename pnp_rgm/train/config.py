@@ -275,8 +275,10 @@ class OptimConfig:
         for n in ("beta1", "beta2", "ema_decay"):
             if not 0 <= getattr(self, n) < 1:
                 raise ConfigError(f"{n}: must be in [0, 1), got {getattr(self, n)}")
-        if self.grad_clip < 0 or self.weight_decay < 0 or self.warmup_steps < 0 or self.d_pretrain < 0:
-            raise ConfigError("grad_clip/weight_decay/warmup_steps/d_pretrain: must be >= 0")
+        if self.grad_clip < 0 or self.weight_decay < 0 or self.warmup_steps < 0:
+            raise ConfigError("grad_clip/weight_decay/warmup_steps: must be >= 0")
+        if self.d_pretrain < 0:
+            raise ConfigError(f"d_pretrain: must be >= 0 (discriminator-only steps), got {self.d_pretrain}")
 
 
 @dataclass(frozen=True)
