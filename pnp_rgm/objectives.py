@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from pnp_rgm.nets.unet import SIGMA_DATA, edm_coefficients
 from pnp_rgm.processes import BlockAverage
-from pnp_rgm.sampling import restore_step
+from pnp_rgm.sampling import net_attr, restore_step
 from pnp_rgm.spectral import is_spectral
 
 __all__ = ["RGMObjective", "MMSEObjective", "AmbientNoiseObjective", "AmbientMaskObjective", "AmbientSpectralObjective", "make_objective", "mmd2", "dswd", "needs_discriminator"]
@@ -106,7 +106,7 @@ class RGMObjective:
         return torch.randint(1, self.process.K + 1, (b,))
 
     def _z(self, G, b: int, device) -> Optional[torch.Tensor]:
-        nz = getattr(G, "nz", getattr(getattr(G, "module", None), "nz", 0))
+        nz = net_attr(G, "nz", 0)
         if not nz or not self.cfg.use_z:
             return None
         return torch.randn(b, nz, device=device)

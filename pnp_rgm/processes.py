@@ -25,6 +25,7 @@ import math
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -269,10 +270,7 @@ class GeometricNoiseProcess(ForwardProcess):
     name = "geometric"
 
     def __init__(self, num_steps: int = 8, level_min: float = 0.005, level_max: float = 0.4, **kw) -> None:
-        if num_steps == 1:
-            levels = [level_min]
-        else:
-            levels = [level_min * (level_max / level_min) ** (i / (num_steps - 1)) for i in range(num_steps)]
+        levels = np.geomspace(level_min, level_max, num_steps).tolist()
         # sigma_k / a_k = 2 level_k in network units, and a_k^2 + sigma_k^2 = 1: a_k = 1 / sqrt(1 + (2 level_k)^2)
         a = [1.0] + [1.0 / math.sqrt(1.0 + (2.0 * lv) ** 2) for lv in levels]
         super().__init__([Step(False, r, s) for r, s in _vp_steps_to(a)], **kw)

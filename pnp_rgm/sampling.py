@@ -27,16 +27,9 @@ def from_net(x: torch.Tensor) -> torch.Tensor:
     return ((x + 1.0) * 0.5).clamp(0.0, 1.0)
 
 
-def _kind(G) -> str:
-    return getattr(G, "kind", getattr(getattr(G, "module", None), "kind", "rgm"))
-
-
-def _nz(G) -> int:
-    return getattr(G, "nz", getattr(getattr(G, "module", None), "nz", 0))
-
-
-def _sigma_conditioned(G) -> bool:
-    return getattr(G, "sigma_conditioned", getattr(getattr(G, "module", None), "sigma_conditioned", False))
+def net_attr(G, name: str, default):
+    """An attribute of a generator, looked up through a DDP/compile wrapper's ``module`` too."""
+    return getattr(G, name, getattr(getattr(G, "module", None), name, default))
 
 
 def restore_step(G, process, x_k: torch.Tensor, k, z: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -46,7 +39,7 @@ def restore_step(G, process, x_k: torch.Tensor, k, z: Optional[torch.Tensor] = N
     (a twin has no latent and ignores z)."""
     b = x_k.shape[0]
     kk = torch.full((b,), int(k), dtype=torch.long) if isinstance(k, int) else k.to("cpu", torch.long).reshape(-1)
-    if _sigma_conditioned(G):
+    if net_attr(G, "sigma_conditioned", False):
         a = process.a[kk].to(x_k.device, torch.float32)
         s = process.sigma[kk].to(x_k.device, torch.float32)
         return G(x_k / a.view(-1, *([1] * (x_k.dim() - 1))), torch.log(s / a), z)
@@ -59,7 +52,7 @@ def sample_net(G, process, shape, *, generator: Optional[torch.Generator] = None
     """One batch of Algorithm 3 in network space: x_K ~ prior; for k = K..1: x0_hat = G(x_k, z, k),
     x_{k-1} ~ q(x_{k-1} | x_k, x0_hat) (``posterior``) or q(x_{k-1} | x0_hat). Returns x0_hat."""
     x = process.prior_sample(shape, device=device, generator=generator)
-    nz = _nz(G)
+    nz = net_attr(G, "nz", 0)
     x0 = x
     for k in range(process.K, 0, -1):
         z = None
