@@ -383,6 +383,56 @@ def test_d_pretrain_updates_only_the_discriminator_first():
         replace(cfg.optim, d_pretrain=-1)
 
 
+def test_d_steps_updates_the_discriminator_that_many_times_per_generator_step(monkeypatch):
+    from pnp_rgm.train import trainer
+    from pnp_rgm.train.dist import DistInfo
+
+    cfg = tiny({"prior": "kld"})
+    cfg = replace(cfg, optim=replace(cfg.optim, d_steps=3))
+    c = trainer.build_components(cfg, DistInfo())
+    calls = {"d": 0, "g": 0}
+    d_loss, g_loss = c.objective.d_loss, c.objective.g_loss
+    monkeypatch.setattr(c.objective, "d_loss", lambda *a, **k: (calls.__setitem__("d", calls["d"] + 1), d_loss(*a, **k))[1])
+    monkeypatch.setattr(c.objective, "g_loss", lambda *a, **k: (calls.__setitem__("g", calls["g"] + 1), g_loss(*a, **k))[1])
+    x0 = torch.rand(4, 3, 16, 16) * 2 - 1
+    for step in range(2):
+        trainer.train_step(c, x0, step)
+    assert calls == {"d": 6, "g": 2}
+    with pytest.raises(Exception, match="d_steps: must be >= 1.*got 0"):
+        replace(cfg.optim, d_steps=0)
+
+
+def test_max_seconds_stops_and_saves_as_the_last_step(tmp_path, data_dir, monkeypatch):
+    from types import SimpleNamespace
+
+    from pnp_rgm.priors import load_prior
+    from pnp_rgm.train import trainer
+
+    clock = {"t": 1000.0}  # each call of time.time() advances 1 s: ~3 calls a step, so 10 s is a few steps
+
+    def tick():
+        clock["t"] += 1.0
+        return clock["t"]
+
+    monkeypatch.setattr(trainer, "time", SimpleNamespace(time=tick))  # the trainer's clock only
+    cfg = tiny(steps=1000, ckpt_every=500, sample_every=500, max_seconds=10)
+    summary = trainer.train(cfg, data_dir, tmp_path / "run", progress=False)
+    n = summary["step"]
+    assert 1 <= n < 1000 and summary["stopped_early"]
+    ck = tmp_path / "run" / "checkpoint"
+    assert json.loads((ck / "trainer" / "state.json").read_text())["step"] == n
+    assert (tmp_path / "run" / "samples" / f"step_{n:07d}.png").is_file()
+    card = (ck / "model_card.md").read_text()
+    assert f"| steps | {n} of 1000, stopped by train.max_seconds = 10 (batch 4" in card
+    assert load_prior(ck).config.train.max_seconds == 10
+    # without a limit the same config runs to its steps
+    done = trainer.train(replace(cfg, train=replace(cfg.train, max_seconds=0.0, steps=3)), data_dir,
+                         tmp_path / "run2", progress=False)
+    assert done["step"] == 3 and not done["stopped_early"]
+    with pytest.raises(Exception, match="max_seconds: must be >= 0.*got -1"):
+        replace(cfg.train, max_seconds=-1)
+
+
 def test_half_precision_bundle_round_trip(tmp_path):
     from safetensors.torch import load_file
 

@@ -256,6 +256,9 @@ class OptimConfig:
     # restorer (train.init_from) would otherwise follow an uninformed prior term (and the fidelity
     # term, whose minimizer is the identity) away from it; its warm-up and decay start afterwards
     d_pretrain: int = 0
+    # discriminator updates per generator step (each on the step's real batch, with fresh fakes):
+    # more keeps a discriminator that falls to chance informative
+    d_steps: int = 1
 
     def lr_scale(self, step: int, total: int) -> float:
         """Multiplier of lr_g/lr_d at 0-based ``step`` of ``total``: linear warm-up, then optional cosine."""
@@ -279,6 +282,8 @@ class OptimConfig:
             raise ConfigError("grad_clip/weight_decay/warmup_steps: must be >= 0")
         if self.d_pretrain < 0:
             raise ConfigError(f"d_pretrain: must be >= 0 (discriminator-only steps), got {self.d_pretrain}")
+        if self.d_steps < 1:
+            raise ConfigError(f"d_steps: must be >= 1 (discriminator updates per generator step), got {self.d_steps}")
 
 
 @dataclass(frozen=True)
@@ -311,10 +316,15 @@ class TrainConfig:
     compile: bool = False
     name: Optional[str] = None
     init_from: Optional[str] = None  # prior folder or name: start G from its weights (matching tensors)
+    # wall-clock budget of this process's training in seconds (0 = none): the run stops after the first
+    # step past it and saves as at its last step (for a lent machine's fixed time; steps stays the schedule)
+    max_seconds: float = 0.0
 
     def __post_init__(self) -> None:
         for n in ("steps", "log_every", "sample_every", "ckpt_every", "sample_count"):
             _pos(n, getattr(self, n))
+        if not self.max_seconds >= 0:
+            raise ConfigError(f"max_seconds: must be >= 0 (0 = no time limit), got {self.max_seconds}")
 
 
 @dataclass(frozen=True)

@@ -184,7 +184,7 @@ def train_step(c: Components, x0: torch.Tensor, step: int, info: Optional[D_.Dis
             g["lr"] = cfg.optim.lr_d * lr_scale
         c.D.requires_grad_(True)
         r1 = step % cfg.objective.r1_every == 0
-        for _ in range(cfg.objective.fake_steps if cfg.objective.kind == "rsd" else 1):  # RSD: the fake score keeps up
+        for _ in range(cfg.objective.fake_steps if cfg.objective.kind == "rsd" else cfg.optim.d_steps):  # D keeps up
             with _autocast(c):
                 ld, ld_logs = c.objective.d_loss(c.G, c.D_train, x0, r1=r1)
             if not D_.all_true(bool(torch.isfinite(ld)), info):
@@ -299,11 +299,13 @@ def _data_text(cfg: RunConfig, data_dir: str, n_images: int) -> str:
 
 
 def _card(cfg: RunConfig, step: int, wall: float, data_dir: str, n_images: int, hw: str, metrics: dict,
-          n_params: int) -> str:
+          n_params: int, stopped: bool = False) -> str:
     m = "\n".join(f"| {k} | {v:.4g} |" for k, v in sorted(metrics.items())) or "| (none) | |"
     p = cfg.process
     sched = f"noise levels {p.level_min:g}..{p.level_max:g}" if p.kind == "geometric" else f"beta {p.beta_min}..{p.beta_max}"
     proc = f"{p.kind} (K={p.num_steps}, {sched}" + (f", {p.variant})" if p.kind == "multiscale" else ")")
+    steps_of = "" if step >= cfg.train.steps else f" of {cfg.train.steps}" + (
+        f", stopped by train.max_seconds = {cfg.train.max_seconds:g}" if stopped else "")
     return f"""# pnp-rgm prior: {cfg.train.name or 'unnamed'}
 
 {_what(cfg)} trained with pnp-rgm.
@@ -315,7 +317,7 @@ def _card(cfg: RunConfig, step: int, wall: float, data_dir: str, n_images: int, 
 | objective | {_objective_text(cfg.objective)} |
 | corruption | {_corruption_text(cfg.corruption)} |
 | data | {_data_text(cfg, data_dir, n_images)} |
-| steps | {step} (batch {cfg.data.batch_size} per process) |
+| steps | {step}{steps_of} (batch {cfg.data.batch_size} per process) |
 | hardware | {hw} |
 | wall time | {wall / 3600:.2f} h ({wall:.0f} s) |
 
@@ -452,10 +454,11 @@ def train(cfg: RunConfig, data_dir, out_dir, steps: Optional[int] = None, resume
         x0 = None
         summary: dict = {}
 
-        def save(step_done: int) -> None:
+        def save(step_done: int, stopped: bool = False) -> None:
             wall = wall0 + time.time() - t_start
             tensors, meta = _trainer_state(c, step_done, wall, {"metrics": avg})
-            card = _card(cfg, step_done, wall, str(data_dir), len(dataset) if dataset else 0, hw, avg, n_params)
+            card = _card(cfg, step_done, wall, str(data_dir), len(dataset) if dataset else 0, hw, avg, n_params,
+                         stopped)
             save_checkpoint(ckpt, c.ema.model.state_dict(), cfg, card, tensors, meta)
 
         try:
@@ -471,28 +474,34 @@ def train(cfg: RunConfig, data_dir, out_dir, steps: Optional[int] = None, resume
                 logs = train_step(c, x0, step, info)
                 step += 1
                 n_log += 1
+                # out of time on any rank: every rank stops after this step, and it is saved as the last
+                stop = cfg.train.max_seconds > 0 and not D_.all_true(
+                    time.time() - t_start < cfg.train.max_seconds, info)
+                last = step == total or stop
                 for k, v in logs.items():
                     avg[k] = v if k not in avg else 0.9 * avg[k] + 0.1 * v
                 if info.is_main:
                     if bar is not None:
                         bar.update(1)
-                        if step % 10 == 0 or step == total:
+                        if step % 10 == 0 or last:
                             bar.set_postfix({k: f"{avg[k]:.3g}" for k in ("loss_d", "loss_g", "fid", "mse", "mse_y", "mse_known", "loss_fake")
                                              if k in avg})
-                    if step % cfg.train.log_every == 0 or step == total:
+                    if step % cfg.train.log_every == 0 or last:
                         dt = time.time() - t_log
                         rec = {"step": step, "images_per_s": n_log * cfg.data.batch_size * info.world / max(dt, 1e-9),
                                "lr_g": c.opt_g.param_groups[0]["lr"], **logs}
                         with open(out / "log.jsonl", "a") as fh:
                             fh.write(json.dumps(rec) + "\n")
                         t_log, n_log = time.time(), 0
-                    if step % cfg.train.sample_every == 0 or step == total:
+                    if step % cfg.train.sample_every == 0 or last:
                         _sample_figure(c, x0, out / "samples" / f"step_{step:07d}.png", cfg.train.seed)
-                    if step % cfg.train.ckpt_every == 0 or step == total:
-                        save(step)
+                    if step % cfg.train.ckpt_every == 0 or last:
+                        save(step, stopped=stop)
                         last_saved = step
-                if step % cfg.train.ckpt_every == 0 or step == total:
+                if step % cfg.train.ckpt_every == 0 or last:
                     D_.barrier(info)
+                if stop:
+                    break
         except TrainingDivergedError as exc:
             where = f"the last good checkpoint (step {last_saved}) is kept in {ckpt}" if last_saved is not None \
                 else "no checkpoint had been written yet"
@@ -503,7 +512,8 @@ def train(cfg: RunConfig, data_dir, out_dir, steps: Optional[int] = None, resume
                 bar.close()
         if on_end is not None:
             on_end(c, info)
-        summary = {"step": step, "wall_time_s": wall0 + time.time() - t_start, "checkpoint": str(ckpt),
+        summary = {"step": step, "stopped_early": step < total, "wall_time_s": wall0 + time.time() - t_start,
+                   "checkpoint": str(ckpt),
                    "metrics": dict(avg), "world_size": info.world, "rank": info.rank}
         return summary
     finally:
