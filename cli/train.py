@@ -24,7 +24,7 @@ def train(config, data_dir, out_dir, steps, resume, overrides, corrupt, quiet):
 
     Writes DIR/config.yaml, log.jsonl, samples/*.png and checkpoint/ (the prior; load it with
     pnp_rgm.priors.load_prior or `pnp-rgm sample`). On --resume the run's saved config is used
-    (only --steps may change it).
+    (only --steps and --set train.max_seconds=S, a wall-clock budget for this process, change it).
 
     Distillation (objective.kind: rsd) needs no --data: it distills the objective.teacher checkpoint
     into a one-step generator (sample it with `pnp-rgm sample`).
@@ -50,5 +50,6 @@ def train(config, data_dir, out_dir, steps, resume, overrides, corrupt, quiet):
         cfg = replace_config(cfg, {"corruption.simulate": True})
     summary = run_train(cfg, data_dir, out_dir, steps=steps, resume=resume, progress=not quiet)
     if summary and summary.get("rank", 0) == 0:
+        stopped = " (stopped by train.max_seconds; --resume continues)" if summary.get("stopped_early") else ""
         click.echo(f"step {summary['step']}: checkpoint in {summary['checkpoint']} "
-                   f"({summary['wall_time_s']:.0f} s)", err=True)
+                   f"({summary['wall_time_s']:.0f} s){stopped}", err=True)

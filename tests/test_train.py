@@ -425,6 +425,10 @@ def test_max_seconds_stops_and_saves_as_the_last_step(tmp_path, data_dir, monkey
     card = (ck / "model_card.md").read_text()
     assert f"| steps | {n} of 1000, stopped by train.max_seconds = 10 (batch 4" in card
     assert load_prior(ck).config.train.max_seconds == 10
+    # a resumed run takes this call's budget (none here), not the saved one
+    more = trainer.train(replace(cfg, train=replace(cfg.train, max_seconds=0.0)), data_dir, tmp_path / "run",
+                         steps=n + 2, resume=True, progress=False)
+    assert more["step"] == n + 2 and not more["stopped_early"]
     # without a limit the same config runs to its steps
     done = trainer.train(replace(cfg, train=replace(cfg.train, max_seconds=0.0, steps=3)), data_dir,
                          tmp_path / "run2", progress=False)

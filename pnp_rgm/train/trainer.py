@@ -402,7 +402,8 @@ def train(cfg: RunConfig, data_dir, out_dir, steps: Optional[int] = None, resume
             from pnp_rgm.train.config import load_run_config
 
             saved = load_run_config(ckpt / "config.yaml")
-            cfg = replace(saved, train=replace(saved.train, steps=cfg.train.steps))
+            # the saved run, with this call's step count and time budget (a budget is per process)
+            cfg = replace(saved, train=replace(saved.train, steps=cfg.train.steps, max_seconds=cfg.train.max_seconds))
         if steps is not None:
             cfg = replace(cfg, train=replace(cfg.train, steps=int(steps)))
         total = cfg.train.steps
