@@ -2,21 +2,26 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
+import numpy as np
 import yaml
 
 from pnp_rgm.errors import OutputExistsError, TaskError
+from pnp_rgm.io import write_image
 
 
-def parse_settings(items: Iterable[str]) -> dict[str, Any]:
-    """``["iters=30", "lam=inf"]`` -> ``{"iters": 30, "lam": inf}`` (values parsed as YAML scalars)."""
+def parse_settings(items: Iterable[str], options: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """``["iters=30", "lam=inf"]`` -> ``{"iters": 30, "lam": inf}`` (values parsed as YAML scalars).
+    ``options`` maps keys that have their own option (``{"seed": "--seed"}``) to it: they are refused."""
     out: dict[str, Any] = {}
     for item in items:
         key, sep, raw = item.partition("=")
         key = key.strip()
         if not sep or not key:
             raise TaskError(f"--set expects key=value, got {item!r}")
+        if options and key in options:
+            raise TaskError(f"--set {item}: use {options[key]}")
         raw = raw.strip()
         if raw.lower() in ("inf", "+inf", "infinity"):
             out[key] = float("inf")
@@ -32,6 +37,18 @@ def check_outputs(paths: Iterable[Path], overwrite: bool) -> None:
     """Refuse to clobber existing files unless ``overwrite``; checked before any work is done."""
     for p in paths:
         if p.exists() and not overwrite:
-            raise OutputExistsError(f"output '{p}' exists; pass --overwrite to replace it")
+            raise OutputExistsError(_exists(p))
         if p.exists() and p.is_dir():
             raise OutputExistsError(f"output '{p}' is a directory; give a file name")
+
+
+def write_output(path: Path, image: np.ndarray, bits: int, overwrite: bool) -> None:
+    """:func:`~pnp_rgm.io.write_image`, naming ``--overwrite`` if ``path`` appeared after :func:`check_outputs`."""
+    try:
+        write_image(path, image, bits=bits, overwrite=overwrite)
+    except OutputExistsError:
+        raise OutputExistsError(_exists(path)) from None
+
+
+def _exists(path: Path) -> str:
+    return f"output '{path}' exists; pass --overwrite to replace it"

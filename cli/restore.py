@@ -9,22 +9,30 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from pnp_rgm.errors import ImageError, TaskError
-from pnp_rgm.io import IMAGE_EXTENSIONS, image_files, image_to_tensor, read_image, tensor_to_image, write_image
+from pnp_rgm.io import IMAGE_EXTENSIONS, image_files, image_to_tensor, read_image, tensor_to_image
 from pnp_rgm.metrics import psnr, ssim
 from pnp_rgm.operators import mask_from_image
 from pnp_rgm.tasks import grayscale_observation, known_pixels, simulate_observation, sr_factor
 
-from ._common import check_outputs, parse_settings
+from ._common import check_outputs, parse_settings, write_output
+
+#: the default output of INPUT (without -o) is INPUT_restored.png beside it
+RESTORED = "_restored.png"
+#: Restorer arguments with their own option: `--set` must not pass them a second time
+OWN_OPTIONS = {"task": "--task", "prior": "--prior", "sigma": "--sigma", "device": "--device", "seed": "--seed",
+               "mask": "--mask"}
 
 
-def _expand(inputs: tuple[str, ...]) -> list[Path]:
+def _expand(inputs: tuple[str, ...], skip_outputs: bool) -> list[Path]:
+    """The image files of INPUT...; folders are listed, without earlier *_restored.png outputs if ``skip_outputs``."""
     files: list[Path] = []
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            found = image_files(p)
+            found = [f for f in image_files(p) if not (skip_outputs and f.name.endswith(RESTORED))]
             if not found:
-                raise ImageError(f"folder '{p}' contains no images ({', '.join(sorted(IMAGE_EXTENSIONS))})")
+                skipped = f"; earlier *{RESTORED} outputs are skipped" if skip_outputs else ""
+                raise ImageError(f"folder '{p}' contains no images ({', '.join(sorted(IMAGE_EXTENSIONS))}){skipped}")
             files.extend(found)
         elif not p.exists():
             raise ImageError(f"cannot read image '{p}': no such file")
@@ -33,15 +41,34 @@ def _expand(inputs: tuple[str, ...]) -> list[Path]:
     return files
 
 
-def _outputs(files: list[Path], output: str | None) -> list[Path]:
-    if output is None:
-        return [f.with_name(f.stem + "_restored.png") for f in files]
-    out = Path(output)
-    if len(files) == 1 and out.suffix:
-        return [out]
-    if out.exists() and not out.is_dir():
+def _outputs(files: list[Path], output: str | None, suffix: str) -> list[Path]:
+    """One output per input (INPUT``suffix`` beside it without -o); two inputs may not share one."""
+    out = Path(output) if output is not None else None
+    if out is None:
+        outs = [f.with_name(f.stem + suffix) for f in files]
+    elif len(files) == 1 and out.suffix:
+        outs = [out]
+    elif out.exists() and not out.is_dir():
         raise TaskError(f"-o '{out}' must be a folder when restoring {len(files)} images")
-    return [out / (f.stem + ".png") for f in files]
+    else:
+        outs = [out / (f.stem + ".png") for f in files]
+    seen: dict[Path, Path] = {}
+    for src, dst in zip(files, outs):
+        first = seen.setdefault(dst.resolve(), src)
+        if first is not src:
+            raise TaskError(f"inputs '{first}' and '{src}' would both be restored to '{dst}'; "
+                            "rename one or restore them separately")
+    return outs
+
+
+def _device(device: str, world: int) -> str:
+    """Under torchrun each process uses its own GPU, cuda:LOCAL_RANK, instead of all using GPU 0."""
+    if world > 1 and device in ("auto", "cuda") and "LOCAL_RANK" in os.environ:
+        import torch
+
+        if device == "cuda" or torch.cuda.is_available():
+            return f"cuda:{os.environ['LOCAL_RANK']}"
+    return device
 
 
 @click.command()
@@ -49,14 +76,15 @@ def _outputs(files: list[Path], output: str | None) -> list[Path]:
 @click.option("--task", required=True, metavar="TASK",
               help="denoise, srN (e.g. sr4), srN-bicubic, colorize, inpaint, deblur-gauss, deblur-uniform.")
 @click.option("-o", "--output", default=None, metavar="OUT",
-              help="Output file (one input) or folder (several). Default: INPUT_restored.png beside each input.")
+              help="Output file (one input) or folder (several). Default: INPUT_restored.png beside each input "
+                   "(a folder's own *_restored.png files, earlier outputs, are then skipped).")
 @click.option("--prior", default=None, metavar="PRIOR",
               help="'none' (pseudo-inverse), 'tv' (TV-regularized DRS), a bundled prior name (see `pnp-rgm priors`) "
                    "or a checkpoint folder (RGM-DRS). Default: the task's preset.")
 @click.option("--sigma", type=float, default=0.0, show_default=True, help="Noise std of the observation, [0, 1] units.")
 @click.option("--mask", metavar="MASK", default=None, help="inpaint: mask image, white = known (required).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Random seed (noise, latents).")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed (noise, simulated mask, latents).")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda (under torchrun: each process's GPU).")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
               help="Solver setting (tv: tv_weight, lam, iters; learned: outer, levels, alpha, lam, nu, z) "
                    "or operator parameter (width, size). Repeatable.")
@@ -79,34 +107,42 @@ def restore(inputs, task, output, prior, sigma, mask, seed, device, settings, si
     if task == "inpaint" and mask is None and simulate is None:
         raise TaskError("task 'inpaint' needs --mask (an image, white = known pixel)")
 
-    files = [Path(simulate)] if simulate is not None else _expand(inputs)
-    outs = _outputs(files, output)
-    if simulate is not None and output is None:
-        outs = [files[0].with_name(files[0].stem + f"_{task}_restored.png")]
+    files = [Path(simulate)] if simulate is not None else _expand(inputs, skip_outputs=output is None)
+    outs = _outputs(files, output, f"_{task}{RESTORED}" if simulate is not None else RESTORED)
     check_outputs(outs, overwrite)
-    restorer = Restorer(task, prior, sigma=sigma, device=device, seed=seed, **parse_settings(settings))
+    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    restorer = Restorer(task, prior, sigma=sigma, device=_device(device, world), seed=seed,
+                        **parse_settings(settings, OWN_OPTIONS))
     mask_arr = None
     if mask is not None:
         mask_arr = mask_from_image(read_image(mask))
 
-    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-    jobs = list(zip(files, outs))[rank::world]
-    bar = tqdm(jobs, desc=f"{task}/{prior or 'preset'}", unit="img", disable=len(jobs) < 2 or None)
-    for src, dst in bar:
+    def load(src: Path):
+        """(reference image, observation tensor, mask) of one input; raises on any bad input."""
         img = read_image(src)
         if simulate is not None:
-            img, y, mask_arr = _simulate(img, task, sigma, seed, mask_arr, restorer.op_params)
-        else:
-            if mask_arr is not None and mask_arr.shape != img.shape[:2]:
-                raise TaskError(f"mask '{mask}' is {mask_arr.shape[1]}x{mask_arr.shape[0]} "
-                                f"but '{src}' is {img.shape[1]}x{img.shape[0]}")
-            y = image_to_tensor(grayscale_observation(img, str(src)) if task == "colorize" else img)
-        result = tensor_to_image(restorer.restore_tensor(y, mask_arr))
-        write_image(dst, result, bits=int(bits), overwrite=overwrite)
+            return _simulate(img, task, sigma, seed, mask_arr, restorer.op_params)
+        if mask_arr is not None and mask_arr.shape != img.shape[:2]:
+            raise TaskError(f"mask '{mask}' is {mask_arr.shape[1]}x{mask_arr.shape[0]} "
+                            f"but '{src}' is {img.shape[1]}x{img.shape[0]}")
+        return img, image_to_tensor(grayscale_observation(img, str(src)) if task == "colorize" else img), mask_arr
+
+    jobs = list(zip(files, outs))[rank::world]
+    if len(jobs) > 1:  # check every input before the first output is written (arrays dropped: bounded memory)
+        for src, _ in jobs:
+            load(src)
+    bar = tqdm(jobs, desc=f"{task}/{prior or 'preset'}", unit="img", disable=len(jobs) < 2 or None)
+    for src, dst in bar:
+        img, y, m = load(src)
+        result = tensor_to_image(restorer.restore_tensor(y, m))
+        note = None  # computed before writing, so that a failing metric leaves no output behind
         if simulate is not None:
-            click.echo(f"wrote {dst}: PSNR {psnr(img, result):.2f} dB, SSIM {ssim(img, result):.4f} against {src}")
+            note = f"wrote {dst}: PSNR {psnr(img, result):.2f} dB, SSIM {ssim(img, result):.4f} against {src}"
         elif len(jobs) == 1:
-            click.echo(f"wrote {dst} ({result.shape[1]}x{result.shape[0]}, {result.shape[2]} channel(s))")
+            note = f"wrote {dst} ({result.shape[1]}x{result.shape[0]}, {result.shape[2]} channel(s))"
+        write_output(dst, result, int(bits), overwrite)
+        if note:
+            click.echo(note)
     if len(jobs) > 1:
         click.echo(f"wrote {len(jobs)} images" + (f" (rank {rank} of {world})" if world > 1 else ""))
 

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from pnp_rgm.errors import ShapeError, TaskError
+from pnp_rgm.errors import ShapeError, TaskError, as_number
 
 from .base import SVDOperator
 from .library import (
@@ -76,9 +76,10 @@ def _check_shape(shape: Any) -> tuple[int, int, int]:
 
 
 def _odd_size(size: Any, what: str) -> int:
-    if isinstance(size, bool) or int(size) != size or int(size) < 1 or int(size) % 2 == 0:
+    n = as_number(f"{what} kernel size", size, int)
+    if n < 1 or n % 2 == 0:
         raise TaskError(f"{what} kernel size must be an odd positive integer, got {size!r}")
-    return int(size)
+    return n
 
 
 def make_operator(name: str, shape: tuple[int, int, int], **params: Any) -> SVDOperator:
@@ -141,13 +142,14 @@ def make_operator(name: str, shape: tuple[int, int, int], **params: Any) -> SVDO
             elif mask.dtype != bool:
                 mask = mask > 0.5
         elif given[0] == "missing":
-            mask = random_mask((h, w), float(params["missing"]), seed=int(params.get("seed") or 0))
+            mask = random_mask((h, w), as_number("inpaint missing", params["missing"]),
+                               seed=as_number("inpaint seed", params.get("seed") or 0, int))
         else:
             box = params["box"]
             mask = box_mask((h, w), None if box == "center" else box)
         op = Inpaint(shape, mask)
     elif key == "deblur-gauss":
-        width = float(params.get("width", 3.0))
+        width = as_number("deblur-gauss width", params.get("width", 3.0))
         if not (width > 0 and math.isfinite(width)):
             raise TaskError(f"deblur-gauss width must be > 0, got {params.get('width')!r}")
         size = _odd_size(params.get("size", 2 * math.ceil(3 * width) + 1), "deblur-gauss")

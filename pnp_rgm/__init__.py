@@ -5,7 +5,7 @@ Top-level names are imported lazily (``import pnp_rgm`` stays cheap)::
     pnp_rgm.make_operator, pnp_rgm.observe        # operators
     pnp_rgm.read_image, pnp_rgm.write_image       # image I/O
     pnp_rgm.psnr, pnp_rgm.ssim                    # metrics
-    pnp_rgm.drs, pnp_rgm.restore_baseline         # solvers
+    pnp_rgm.drs, pnp_rgm.PSNRTrace, pnp_rgm.restore_baseline   # solvers, a PSNR callback
     pnp_rgm.restore, pnp_rgm.Restorer             # whole-image restoration API
     pnp_rgm.load_prior, pnp_rgm.save_prior        # learned priors (checkpoint folders)
 """
@@ -29,6 +29,7 @@ _LAZY = {
     "ssim": "pnp_rgm.metrics",
     "lpips": "pnp_rgm.metrics",
     "drs": "pnp_rgm.solvers",
+    "PSNRTrace": "pnp_rgm.solvers",
     "restore_baseline": "pnp_rgm.tasks",
     "restore": "pnp_rgm.api",
     "Restorer": "pnp_rgm.api",

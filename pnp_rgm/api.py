@@ -7,6 +7,7 @@ Images larger than ``max_pixels`` (clean-image pixels) are restored in overlappi
 """
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import fields
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any, Union
 import numpy as np
 import torch
 
-from pnp_rgm.errors import ShapeError, TaskError
+from pnp_rgm.errors import ShapeError, TaskError, as_number
 from pnp_rgm.pnp import RGMDRSConfig, rgm_prior_step
 from pnp_rgm.solvers import drs
 from pnp_rgm.tasks import (BASELINES, OPERATOR_KEYS, clean_shape, initial_estimate, make_task_operator,
@@ -37,6 +38,9 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         raise TaskError(f"unknown device {str(device)!r}; valid: auto, cpu, cuda")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise TaskError("device 'cuda' requested but no CUDA GPU is available; use --device cpu or auto")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise TaskError(f"device {str(device)!r}: this machine has {torch.cuda.device_count()} GPU(s), "
+                        f"cuda:0 to cuda:{torch.cuda.device_count() - 1}")
     return dev
 
 
@@ -96,12 +100,17 @@ class Restorer:
         self.task, self.sigma, self.seed = task, sigma, int(seed)
         self.device = resolve_device(device)
         self.op_params = {k: settings.pop(k) for k in list(settings) if k in OPERATOR_KEYS}
-        self.tiles = TileSpec(int(tile), int(overlap))
-        if int(max_pixels) < 64 * 64:
+        self.max_pixels = as_number("max_pixels", max_pixels, int)
+        if self.max_pixels < 64 * 64:
             raise TaskError(f"max_pixels must be >= 4096, got {max_pixels}")
-        self.max_pixels = int(max_pixels)
-        # validate the task name and its operator parameters once, on a tiny shape
+        # a tile's clean image (tile·N for srN) stays within max_pixels
         n = sr_factor(task) or 1
+        tile, overlap = as_number("tile", tile, int), as_number("overlap", overlap, int)
+        side = min(tile, max(8, math.isqrt(self.max_pixels) // n))
+        if side < tile:  # a tile shrunk to the budget keeps a valid overlap
+            overlap = min(overlap, max(0, (side - 1) // 2))
+        self.tiles = TileSpec(side, overlap)
+        # validate the task name and its operator parameters once, on a tiny shape
         probe = dict(self.op_params)
         if task == "inpaint":  # the mask given to restore() decides; missing/box only say how it was drawn
             probe = {**{k: v for k, v in probe.items() if k not in ("missing", "box", "seed")}, "missing": 0.5}
@@ -154,8 +163,9 @@ class Restorer:
         """``y``: ``(B, C', H, W)`` observation -> ``(B, C, H', W')`` restoration in [0, 1].
 
         ``callback(state)`` gets the :class:`~pnp_rgm.solvers.DRSState` after every DRS iteration of
-        an untiled run (e.g. to trace PSNR against a known ground truth); returning ``False`` stops
-        early. ``progress(done, total)`` is called after each tile of a tiled run."""
+        an untiled run (e.g. :class:`~pnp_rgm.solvers.PSNRTrace` against a known ground truth);
+        returning ``False`` stops early. A tiled run has no whole-image iterate, so a callback there
+        is an error. ``progress(done, total)`` is called after each tile of a tiled run."""
         if not isinstance(y, torch.Tensor) or y.dim() != 4:
             raise ShapeError(f"observation must be a (B, C, H, W) tensor, got {getattr(y, 'shape', type(y).__name__)}")
         if self.task == "inpaint" and mask is None:
@@ -168,15 +178,19 @@ class Restorer:
         y = y.to(self.device, torch.float32)
         if h * w <= self.max_pixels:
             out = self._restore_one(y, mask, callback)
+        elif callback is not None:
+            raise TaskError(f"a callback needs an untiled run: the restored image has {h}x{w} pixels, more than "
+                            f"max_pixels={self.max_pixels}; raise max_pixels or drop the callback")
         else:
             out = restore_tiled(y, sr_factor(self.task) or 1, c, self._restore_one, self.tiles, mask=mask,
                                 progress=progress)
         return out.to(torch.float32)
 
-    def __call__(self, observation: ArrayOrTensor, mask: np.ndarray | None = None) -> ArrayOrTensor:
-        """Restore an ``H×W×C`` float array in [0, 1] (returns the same kind) or a ``(B, C, H, W)`` tensor."""
+    def __call__(self, observation: ArrayOrTensor, mask: np.ndarray | None = None, callback=None) -> ArrayOrTensor:
+        """Restore an ``H×W×C`` float array in [0, 1] (returns the same kind) or a ``(B, C, H, W)`` tensor;
+        ``callback`` as in :meth:`restore_tensor`."""
         if isinstance(observation, torch.Tensor):
-            return self.restore_tensor(observation, mask).to(observation.device)
+            return self.restore_tensor(observation, mask, callback=callback).to(observation.device)
         arr = np.asarray(observation, dtype=np.float32)
         if arr.ndim == 2:
             arr = arr[:, :, None]
@@ -187,10 +201,12 @@ class Restorer:
 
             arr = grayscale_observation(arr)
         y = torch.from_numpy(arr.transpose(2, 0, 1).copy())[None]
-        return self.restore_tensor(y, mask)[0].permute(1, 2, 0).cpu().numpy()
+        return self.restore_tensor(y, mask, callback=callback)[0].permute(1, 2, 0).cpu().numpy()
 
 
 def restore(observation: ArrayOrTensor, task: str = "sr4", prior: Any = None, sigma: float = 0.0,
-            mask: np.ndarray | None = None, seed: int = 0, device: str = "auto", **overrides: Any) -> ArrayOrTensor:
-    """One-call restoration; see :class:`Restorer` for the parameters."""
-    return Restorer(task, prior, sigma=sigma, device=device, seed=seed, **overrides)(observation, mask)
+            mask: np.ndarray | None = None, seed: int = 0, device: str = "auto", callback=None,
+            **overrides: Any) -> ArrayOrTensor:
+    """One-call restoration; see :class:`Restorer` for the parameters and :meth:`Restorer.restore_tensor`
+    for ``callback`` (e.g. ``PSNRTrace(truth)``)."""
+    return Restorer(task, prior, sigma=sigma, device=device, seed=seed, **overrides)(observation, mask, callback)

@@ -1,6 +1,8 @@
 """Typed errors. Every user-facing failure is a ``ValueError`` subclass with a one-line message
 that names the offending value and what is valid; the CLI turns them into exit code 2."""
 
+from __future__ import annotations
+
 
 class PnpRgmError(ValueError):
     """Base class of every error pnp-rgm raises on bad input."""
@@ -28,3 +30,17 @@ class OutputExistsError(PnpRgmError):
 
 class CheckpointError(PnpRgmError):
     """A checkpoint folder that is missing, incomplete or inconsistent."""
+
+
+def as_number(what: str, value: object, kind: type = float) -> float | int:
+    """``value`` as a ``float`` or a whole ``int`` (settings arrive as strings or YAML scalars from
+    the CLI), or a :class:`TaskError` naming ``what`` and the value."""
+    try:
+        if isinstance(value, bool):
+            raise TypeError(value)
+        f = float(value)  # type: ignore[arg-type]
+        if kind is int and not f.is_integer():
+            raise ValueError(value)
+    except (TypeError, ValueError):
+        raise TaskError(f"{what} must be {'an integer' if kind is int else 'a number'}, got {value!r}") from None
+    return int(f) if kind is int else f

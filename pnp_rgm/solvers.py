@@ -14,7 +14,7 @@ The two interfaces are small on purpose: any object with ``prox_l2(v, y, gamma)`
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Optional, Protocol
 
 import numpy as np
@@ -47,6 +47,32 @@ class DRSState:
 
 #: called after every iteration; returning ``False`` stops early
 Callback = Callable[[DRSState], Optional[bool]]
+
+
+@dataclass
+class PSNRTrace:
+    """A DRS callback for tuning and plots: the PSNR (dB, mean over the batch) of every iterate's
+    data step ``w`` (clipped to [0, 1]) against a known ``truth`` ``(B, C, H, W)`` in [0, 1], in
+    ``psnr``; with ``patience`` it stops the loop once that many iterations have passed without a
+    new best. Independent chains batched with the images (``samples`` > 1) are averaged first."""
+
+    truth: torch.Tensor
+    patience: Optional[int] = None
+    psnr: list = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.patience is not None and int(self.patience) < 1:
+            raise TaskError(f"patience must be >= 1 iteration (or None), got {self.patience}")
+
+    def __call__(self, state: DRSState) -> Optional[bool]:
+        t = self.truth.to(state.w.device, state.w.dtype)
+        w = state.w.clamp(0, 1).reshape(-1, *t.shape).mean(0)
+        mse = (w - t).square().flatten(1).mean(1).clamp_min(1e-20)
+        self.psnr.append(float((-10 * torch.log10(mse)).mean()))
+        best = max(range(len(self.psnr)), key=self.psnr.__getitem__)
+        if self.patience is not None and len(self.psnr) - 1 - best >= self.patience:
+            return False
+        return None
 
 
 def drs(op: ProxOperator, y: torch.Tensor, prior_step: PriorStep, *, lam: float, iters: int,

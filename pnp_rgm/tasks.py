@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from pnp_rgm.errors import ShapeError, TaskError
+from pnp_rgm.errors import ShapeError, TaskError, as_number
 from pnp_rgm.operators import Inpaint, SVDOperator, fill_missing, make_operator, observe
 from pnp_rgm.solvers import DRSState, drs, tv_prior_step
 
@@ -102,7 +102,7 @@ def restore_baseline(op: SVDOperator, y: torch.Tensor, method: str = "tv", sigma
         if bad:
             raise TaskError(f"unknown setting(s) {', '.join(bad)} for prior 'none'; valid: rcond")
         rcond = settings.get("rcond")
-        return op.pinv(y, rcond=None if rcond is None else float(rcond)).clamp(0, 1)
+        return op.pinv(y, rcond=None if rcond is None else as_number("rcond", rcond)).clamp(0, 1)
     if method != "tv":
         raise TaskError(f"unknown prior-free method {method!r}; valid: {', '.join(BASELINES)}")
     cfg = TVConfig.for_task(op.name, sigma, **settings)

@@ -96,6 +96,36 @@ def test_bad_inputs():
         Restorer("inpaint", "tv").restore_tensor(torch.rand(1, 3, 8, 8))
 
 
+@pytest.mark.parametrize("task, key, value", [
+    *[("sr4", k, v) for k in ("tile", "overlap", "max_pixels") for v in ("abc", [1, 2], 2.5)],
+    ("deblur-gauss", "width", "abc"), ("deblur-gauss", "width", [3]),
+    ("deblur-uniform", "size", "abc"), ("deblur-uniform", "size", 4.5),
+])
+def test_settings_of_the_wrong_type_are_one_line_task_errors(task, key, value):
+    with pytest.raises(TaskError, match=f"^[^\\n]*{key}[^\\n]* must be an? (integer|number), got"):
+        Restorer(task, "none", **{key: value})
+
+
+@pytest.mark.parametrize("params", [{"missing": "abc"}, {"missing": 0.5, "seed": "x"}, {"missing": 0.5, "seed": 1.5}])
+def test_inpaint_mask_parameters_of_the_wrong_type_are_task_errors(params):
+    with pytest.raises(TaskError, match="inpaint (missing|seed) must be an? (number|integer)"):
+        make_task_operator("inpaint", (3, 8, 8), **params)
+
+
+def test_rcond_of_the_wrong_type_is_a_task_error():
+    with pytest.raises(TaskError, match="rcond must be a number, got 'abc'"):
+        Restorer("sr2", "none", rcond="abc").restore_tensor(torch.rand(1, 3, 4, 4))
+
+
+@pytest.mark.parametrize("task, n", [("sr8", 8), ("sr4", 4), ("denoise", 1)])
+def test_tiles_keep_the_clean_image_within_max_pixels(task, n):
+    r = Restorer(task, "none", sigma=0.1, max_pixels=128 * 128, tile=256, overlap=32)
+    assert (r.tiles.tile * n) ** 2 <= 128 * 128 and 0 <= r.tiles.overlap < r.tiles.tile // 2
+    assert Restorer(task, "none", sigma=0.1).tiles.tile == min(256, 1024 // n)  # the defaults' budget, 1024^2
+    y = torch.rand(1, 3, 48 // n, 40 // n) if n > 1 else torch.rand(1, 3, 160, 144)
+    assert r.restore_tensor(y).shape[-2:] == (48, 40) if n > 1 else (160, 144)
+
+
 @pytest.mark.parametrize("prior", ["tv", "tiny"])
 def test_callback_traces_and_stops_early(photo, prior):
     x = torch.from_numpy(photo.transpose(2, 0, 1).copy())[None]
@@ -111,6 +141,29 @@ def test_callback_traces_and_stops_early(photo, prior):
     r = Restorer("sr2", tiny_prior() if prior == "tiny" else "tv", **kw)
     r.restore_tensor(y, callback=cb)
     assert len(trace) == 2 and all(np.isfinite(trace))
+
+
+def test_psnr_trace_records_every_iterate_and_stops_on_patience(photo):
+    from pnp_rgm.metrics import psnr
+    from pnp_rgm.solvers import DRSState, PSNRTrace
+
+    x = torch.from_numpy(photo.transpose(2, 0, 1).copy())[None]
+    y = observe(make_task_operator("sr2", (3, 24, 20)), x)
+    y_arr = y[0].permute(1, 2, 0).numpy()
+    trace = PSNRTrace(x)
+    out = restore(y_arr, task="sr2", prior="tv", iters=6, callback=trace)
+    assert len(trace.psnr) == 6
+    assert trace.psnr[-1] == pytest.approx(psnr(out, photo), abs=1e-3)  # the returned image is the last w
+    # patience 2: stop after two iterates without a new best (errors 0.1, 0.05, 0.07, 0.06 -> stop at the 4th)
+    stop, truth = PSNRTrace(torch.zeros(1, 1, 2, 2), patience=2), torch.ones(1, 1, 2, 2)
+    states = [DRSState(x=truth, u=truth, w=e * truth, it=i + 1) for i, e in enumerate([0.1, 0.05, 0.07, 0.06, 0.08])]
+    assert [stop(s) for s in states[:4]] == [None, None, None, False]
+    assert stop.psnr == pytest.approx([20.0, 26.0206, 23.0980, 24.4370], abs=1e-4)
+    with pytest.raises(TaskError, match="patience"):
+        PSNRTrace(truth, patience=0)
+    with pytest.raises(TaskError, match="callback needs an untiled run"):
+        Restorer("sr2", "tv", max_pixels=64 * 64, tile=16, overlap=4).restore_tensor(
+            torch.rand(1, 3, 40, 36), callback=PSNRTrace(torch.rand(1, 3, 80, 72)))
 
 
 def test_sigma_schedule_and_data_weight():
@@ -213,3 +266,13 @@ def test_samples_average_independent_chains():
     assert avg.config.calls == 3 * one.config.calls == 6
     with pytest.raises(TaskError, match="samples"):
         RGMDRSConfig(samples=0)
+
+
+def test_resolve_device_checks_the_gpu_number(monkeypatch):
+    from pnp_rgm.api import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert resolve_device("cuda:1") == torch.device("cuda:1")
+    with pytest.raises(TaskError, match="'cuda:2': this machine has 2 GPU"):
+        resolve_device("cuda:2")

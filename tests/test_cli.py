@@ -7,6 +7,7 @@ import skimage.data
 from skimage.transform import resize
 
 from pnp_rgm.cli import main
+from pnp_rgm.errors import TaskError
 from pnp_rgm.io import read_image, write_image
 from pnp_rgm.metrics import psnr
 
@@ -116,6 +117,11 @@ def test_restore_with_box_mask_fills_hole(photos, tmp_path, capsys):
         (["restore", "--task", "sr4"], "no INPUT"),
         (["restore", "--task", "sr4", "{d}/rgb.png", "--simulate", "{d}/rgb.png"], "not both"),
         (["restore", "--task", "sr4", "{d}/missing_dir/"], "no such file"),
+        (["restore", "--task", "sr4", "{d}/rgb.png", "-o", "{t}/o.png", "--set", "seed=3"], "--set seed=3: use --seed"),
+        (["restore", "--task", "sr4", "{d}/rgb.png", "-o", "{t}/o.png", "--set", "sigma=0.1"], "use --sigma"),
+        (["restore", "--task", "sr4", "{d}/rgb.png", "-o", "{t}/o.png", "--set", "device=cpu"], "use --device"),
+        (["restore", "--task", "sr4", "{d}/rgb.png", "-o", "{t}/o.png", "--set", "prior=none"], "use --prior"),
+        (["restore", "--task", "sr4", "{d}/rgb.png", "-o", "{t}/o.png", "--set", "task=sr2"], "use --task"),
         (["frobnicate"], "No such command"),
     ],
 )
@@ -206,3 +212,91 @@ def test_priors_command_lists_or_explains(capsys):
     assert rc == 0 and out.strip()
     line = next(ln for ln in out.splitlines() if ln.startswith("mmse-color "))
     assert "MMSE twin" in line and "preset of:" in line and "denoise" in line
+
+
+def _tiny(path, shape=(8, 10, 3), seed=0):
+    write_image(path, np.random.default_rng(seed).random(shape).astype(np.float32))
+
+
+@pytest.mark.parametrize("task, bad", [("sr2", "corrupt"), ("colorize", "colour"), ("inpaint", "mask size")])
+def test_batch_checks_every_input_before_writing(tmp_path, capsys, task, bad):
+    src, out = tmp_path / "in", tmp_path / "out"
+    gray = (8, 10, 1)
+    _tiny(src / "a.png", gray)
+    _tiny(src / "c.png", gray)
+    if bad == "corrupt":
+        (src / "b.png").write_text("junk")
+    else:
+        _tiny(src / "b.png", (8, 10, 3) if bad == "colour" else (6, 10, 1))
+    extra = ["--mask", tmp_path / "m.png"] if task == "inpaint" else []
+    if extra:
+        write_image(tmp_path / "m.png", np.ones((8, 10), np.float32))
+    rc, _, err = run(capsys, "restore", "--task", task, src, "--prior", "none", "-o", out, *extra)
+    assert rc == 2 and "b.png" in err and "Traceback" not in err
+    assert not out.exists() or not any(out.iterdir())  # nothing written before the bad input was found
+
+
+def test_inputs_with_the_same_output_are_refused(tmp_path, capsys):
+    for d in ("d1", "d2"):
+        _tiny(tmp_path / d / "x.png")
+    out = tmp_path / "out"
+    rc, _, err = run(capsys, "restore", "--task", "sr2", tmp_path / "d1", tmp_path / "d2", "--prior", "none", "-o", out)
+    assert rc == 2 and "d1/x.png" in err and "d2/x.png" in err and err.count("\n") == 1
+    assert not out.exists()
+    _tiny(tmp_path / "d1" / "x.jpg")  # no -o: x.png and x.jpg would both be x_restored.png
+    rc, _, err = run(capsys, "restore", "--task", "sr2", tmp_path / "d1", "--prior", "none", "--overwrite")
+    assert rc == 2 and "x.png" in err and "x.jpg" in err
+    assert sorted(p.name for p in (tmp_path / "d1").iterdir()) == ["x.jpg", "x.png"]
+
+
+def test_simulate_metric_error_writes_nothing(tmp_path, capsys):
+    _tiny(tmp_path / "small.png", (8, 8, 3))  # smaller than SSIM's 11x11 window
+    out = tmp_path / "sim.png"
+    rc, _, err = run(capsys, "restore", "--task", "sr2", "--simulate", tmp_path / "small.png", "--prior", "none", "-o", out)
+    assert rc == 2 and "11x11" in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_folder_rerun_without_output_skips_earlier_outputs(tmp_path, capsys):
+    for name in ("p", "q"):
+        _tiny(tmp_path / f"{name}.png")
+    for _ in range(2):
+        rc, _, err = run(capsys, "restore", "--task", "sr2", tmp_path, "--prior", "none", "--overwrite")
+        assert rc == 0, err
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["p.png", "p_restored.png", "q.png", "q_restored.png"]
+    rc, out, err = run(capsys, "restore", "--task", "sr2", tmp_path / "p_restored.png", "--prior", "none")
+    assert rc == 0 and (tmp_path / "p_restored_restored.png").exists()  # a file named explicitly is restored
+
+
+def test_torchrun_process_uses_its_local_gpu(tmp_path, capsys, monkeypatch):
+    import pnp_rgm.api
+
+    seen = {}
+
+    def fake_restorer(task, prior, **kwargs):
+        seen.update(kwargs)
+        raise TaskError("stop")
+
+    monkeypatch.setattr(pnp_rgm.api, "Restorer", fake_restorer)
+    monkeypatch.setattr("torch.cuda.is_available", lambda: True)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    _tiny(tmp_path / "a.png")
+    for device, expected in (("auto", "cuda:1"), ("cuda", "cuda:1"), ("cpu", "cpu")):
+        rc, _, err = run(capsys, "restore", "--task", "sr2", tmp_path / "a.png", "--prior", "none", "--device", device)
+        assert rc == 2 and "stop" in err and seen["device"] == expected
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    run(capsys, "restore", "--task", "sr2", tmp_path / "a.png", "--prior", "none", "--device", "auto")
+    assert seen["device"] == "auto"
+
+
+def test_output_appearing_late_names_only_the_cli_flag(tmp_path, capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setattr(sys.modules["pnp_rgm.cli.restore"], "check_outputs", lambda paths, overwrite: None)
+    _tiny(tmp_path / "a.png")
+    (tmp_path / "a_restored.png").write_bytes(b"old")  # as if written by another process after the check
+    rc, _, err = run(capsys, "restore", "--task", "sr2", tmp_path / "a.png", "--prior", "none")
+    assert rc == 2 and "--overwrite" in err and "overwrite=True" not in err
+    assert (tmp_path / "a_restored.png").read_bytes() == b"old"
