@@ -168,6 +168,9 @@ class Restorer:
         is an error. ``progress(done, total)`` is called after each tile of a tiled run."""
         if not isinstance(y, torch.Tensor) or y.dim() != 4:
             raise ShapeError(f"observation must be a (B, C, H, W) tensor, got {getattr(y, 'shape', type(y).__name__)}")
+        if not torch.isfinite(y).all():
+            raise ShapeError(f"observation has {int((~torch.isfinite(y)).sum())} NaN or infinite value(s); "
+                             "give finite values in [0, 1] (noisy observations may stray a little outside)")
         if self.task == "inpaint" and mask is None:
             raise TaskError("task 'inpaint' needs a mask (1 = known pixel)")
         if mask is not None:

@@ -8,7 +8,7 @@ import torch
 from skimage.transform import resize
 
 from pnp_rgm.api import Restorer, restore
-from pnp_rgm.errors import TaskError
+from pnp_rgm.errors import ShapeError, TaskError
 from pnp_rgm.operators import observe
 from pnp_rgm.pnp import RGMDRSConfig
 from pnp_rgm.tasks import make_task_operator
@@ -94,6 +94,10 @@ def test_bad_inputs():
         Restorer("sr4x", "tv")
     with pytest.raises(TaskError, match="mask"):
         Restorer("inpaint", "tv").restore_tensor(torch.rand(1, 3, 8, 8))
+    bad = np.full((8, 8, 3), 0.5, dtype=np.float32)
+    bad[2, 3, 1] = np.nan
+    with pytest.raises(ShapeError, match="observation has 1 NaN or infinite value"):
+        restore(bad, task="sr2", prior="none")
 
 
 @pytest.mark.parametrize("task, key, value", [
