@@ -79,7 +79,8 @@ def _device(device: str, world: int) -> str:
               help="Output file (one input) or folder (several). Default: INPUT_restored.png beside each input "
                    "(a folder's own *_restored.png files, earlier outputs, are then skipped).")
 @click.option("--prior", default=None, metavar="PRIOR",
-              help="'none' (pseudo-inverse), 'tv' (TV-regularized DRS), a bundled prior name (see `pnp-rgm priors`) "
+              help="'none' (pseudo-inverse), 'tv' (TV-regularized DRS), 'bm3d' (DRS with BM3D; pip install "
+                   "'pnp-rgm[bench]'), a bundled prior name (see `pnp-rgm priors`) "
                    "or a checkpoint folder (RGM-DRS). Default: the task's preset.")
 @click.option("--sigma", type=float, default=0.0, show_default=True, help="Noise std of the observation, [0, 1] units.")
 @click.option("--mask", metavar="MASK", default=None, help="inpaint: mask image, white = known (required).")

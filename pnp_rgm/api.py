@@ -1,6 +1,7 @@
 """The restoration API: :class:`Restorer` (keeps a prior loaded for batches) and :func:`restore`.
 
-``prior`` is ``"none"`` (pseudo-inverse), ``"tv"`` (TV-regularized DRS), a bundled prior name or
+``prior`` is ``"none"`` (pseudo-inverse), ``"tv"`` (TV-regularized DRS), ``"bm3d"`` (DRS with (C)BM3D as
+the denoiser, on the task preset's noise-level schedule; the optional ``bm3d`` package), a bundled prior name or
 checkpoint folder (RGM-DRS with that prior), or a loaded :class:`~pnp_rgm.priors.Prior`.
 Images larger than ``max_pixels`` (clean-image pixels) are restored in overlapping tiles
 (:mod:`pnp_rgm.tiling`), so memory stays bounded for any image size.
@@ -18,7 +19,7 @@ import torch
 
 from pnp_rgm.errors import ShapeError, TaskError, as_number
 from pnp_rgm.pnp import RGMDRSConfig, rgm_prior_step
-from pnp_rgm.solvers import drs
+from pnp_rgm.solvers import denoiser_prior_step, drs
 from pnp_rgm.tasks import (BASELINES, OPERATOR_KEYS, clean_shape, initial_estimate, make_task_operator,
                            restore_baseline, sr_factor)
 from pnp_rgm.tiling import TileSpec, restore_tiled
@@ -122,6 +123,17 @@ class Restorer:
                 from pnp_rgm.tasks import TVConfig
 
                 TVConfig.for_task(task, sigma, **settings)  # reject bad settings now
+            if prior == "bm3d":  # the preset's σ-schedule DRS with BM3D as the denoiser
+                from pnp_rgm.peers import bm3d_denoiser
+                from pnp_rgm.tasks import BM3D_SETTINGS
+
+                self.denoiser = bm3d_denoiser()  # the optional package, or a one-line error now
+                bad = sorted(set(settings) - set(BM3D_SETTINGS))
+                if bad:
+                    raise TaskError(f"unknown setting(s) {', '.join(bad)} for prior 'bm3d'; "
+                                    f"valid: {', '.join(BM3D_SETTINGS)}")
+                preset_solver = {k: v for k, v in preset.settings.items() if k in BM3D_SETTINGS}
+                self.config = _rgm_config({"steps": 1, **preset_solver, **settings})
         else:
             from pnp_rgm.priors import Prior, available_priors, load_prior
 
@@ -147,6 +159,11 @@ class Restorer:
             return restore_baseline(op, y, "none", **self.settings)
         if self.method == "tv":
             return restore_baseline(op, y, "tv", sigma=self.sigma, callback=callback, **self.settings)
+        if self.method == "bm3d":
+            cfg = self.config
+            step = denoiser_prior_step(self.denoiser, cfg.sigmas(self.sigma), cfg.alpha)
+            return drs(op, y, step, lam=cfg.data_weight(self.sigma), iters=cfg.iters, x0=initial_estimate(op, y),
+                       callback=callback).w.clamp(0, 1)
         gen = torch.Generator(device=self.prior.device).manual_seed(self.seed)
         step = rgm_prior_step(self.prior, self.config, gen, sigma_y=self.sigma)
         r = self.config.samples  # independent chains, batched, then averaged

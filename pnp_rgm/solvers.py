@@ -98,6 +98,16 @@ def drs(op: ProxOperator, y: torch.Tensor, prior_step: PriorStep, *, lam: float,
     return state
 
 
+def denoiser_prior_step(denoise: Callable[[torch.Tensor, float], torch.Tensor], sigmas: list[float],
+                        alpha: float = 1.0) -> PriorStep:
+    """Prior step ``u = (1 − alpha)·x + alpha·denoise(x, σ_it)`` over a schedule of noise levels
+    (cycled): any ``denoise(x, sigma)`` plugs into :func:`drs`, e.g. BM3D."""
+    def step(x: torch.Tensor, it: int) -> torch.Tensor:
+        return (1.0 - alpha) * x + alpha * denoise(x, sigmas[it % len(sigmas)])
+
+    return step
+
+
 def tv_prior_step(weight: float) -> PriorStep:
     """Prior step ``D(x) = argmin_u ½‖u − x‖² + weight·TV(u)`` by scikit-image's Chambolle
     algorithm (isotropic TV, channels coupled), applied per batch item."""

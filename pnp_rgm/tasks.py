@@ -22,8 +22,11 @@ from pnp_rgm.solvers import DRSState, drs, tv_prior_step
 TASKS = ("denoise", "sr2", "sr4", "sr8", "srN", "srN-bicubic", "colorize", "inpaint", "deblur-gauss", "deblur-uniform")
 #: operator parameters per task that may be set from the CLI (--set key=value)
 OPERATOR_KEYS = ("width", "size", "missing", "box", "seed")
-#: prior-free restoration methods
-BASELINES = ("none", "tv")
+#: restoration methods without a learned prior (bm3d: the optional bm3d package)
+BASELINES = ("none", "tv", "bm3d")
+#: the solver settings a ``bm3d`` run takes (from the task's preset unless given): RGM-DRS's
+#: σ-schedule with (C)BM3D as the denoiser
+BM3D_SETTINGS = ("outer", "steps", "sigma_max", "sigma_min", "alpha", "lam")
 
 
 def sr_factor(task: str) -> int | None:
@@ -104,7 +107,7 @@ def restore_baseline(op: SVDOperator, y: torch.Tensor, method: str = "tv", sigma
         rcond = settings.get("rcond")
         return op.pinv(y, rcond=None if rcond is None else as_number("rcond", rcond)).clamp(0, 1)
     if method != "tv":
-        raise TaskError(f"unknown prior-free method {method!r}; valid: {', '.join(BASELINES)}")
+        raise TaskError(f"unknown prior-free method {method!r}; valid: none, tv")
     cfg = TVConfig.for_task(op.name, sigma, **settings)
     x0 = initial_estimate(op, y, rcond=cfg.init_rcond)
     state: DRSState = drs(op, y, tv_prior_step(cfg.tv_weight), lam=cfg.lam, iters=cfg.iters, x0=x0,

@@ -280,3 +280,59 @@ def test_resolve_device_checks_the_gpu_number(monkeypatch):
     assert resolve_device("cuda:1") == torch.device("cuda:1")
     with pytest.raises(TaskError, match="'cuda:2': this machine has 2 GPU"):
         resolve_device("cuda:2")
+
+
+def _fake_bm3d(monkeypatch):
+    """A recording stand-in for pnp_rgm.peers.bm3d_denoiser (CI has no bm3d package)."""
+    import pnp_rgm.peers
+
+    calls = []
+
+    def factory():
+        def denoise(x, sigma):
+            calls.append(round(float(sigma), 6))
+            return 0.5 * x + 0.25  # any fixed map will do: the test checks the plumbing
+        return denoise
+
+    monkeypatch.setattr(pnp_rgm.peers, "bm3d_denoiser", factory)
+    return calls
+
+
+def test_bm3d_prior_denoises_in_one_call_and_runs_the_preset_schedule(monkeypatch):
+    from pnp_rgm.pnp import RGMDRSConfig
+    from pnp_rgm.presets import preset_for
+
+    calls = _fake_bm3d(monkeypatch)
+    y = torch.rand(1, 3, 16, 16)
+    out = Restorer("denoise", "bm3d", sigma=0.1).restore_tensor(y)
+    assert calls == [0.1]  # w = u = D(y, sigma_y): plain BM3D denoising
+    torch.testing.assert_close(out, (0.5 * y + 0.25).clamp(0, 1))
+    calls.clear()
+    x = torch.rand(1, 3, 16, 16)
+    op = make_task_operator("sr4", (3, 4, 4))
+    ys = observe(op, x)
+    out = Restorer("sr4", "bm3d").restore_tensor(ys)
+    keys = ("steps", "sigma_max", "sigma_min")
+    expect = RGMDRSConfig(**{k: preset_for("sr4").settings[k] for k in keys}).sigmas()
+    assert calls == [round(s, 6) for s in expect] and len(calls) > 1
+    torch.testing.assert_close(op.forward(out), ys, atol=1e-5, rtol=0)  # lam = inf: A x = y
+    with pytest.raises(TaskError, match="unknown setting.*nu for prior 'bm3d'"):
+        Restorer("sr4", "bm3d", nu=1.0)
+
+
+def test_bm3d_prior_without_the_package_is_a_one_line_error(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "bm3d", None)  # import bm3d -> ImportError
+    with pytest.raises(TaskError, match=r"BM3D needs the optional bm3d package: pip install 'pnp-rgm\[bench\]'"):
+        Restorer("denoise", "bm3d", sigma=0.1)
+
+
+def test_bm3d_prior_is_cbm3d_for_denoising():
+    bm3d = pytest.importorskip("bm3d")
+    rng = np.random.default_rng(0)
+    clean = resize(skimage.data.astronaut(), (32, 32), anti_aliasing=True)
+    noisy = np.clip(clean + 0.1 * rng.standard_normal(clean.shape), 0, 1).astype(np.float32)
+    out = restore(noisy, task="denoise", prior="bm3d", sigma=0.1)
+    ref = np.clip(bm3d.bm3d_rgb(noisy.astype(np.float64), 0.1), 0, 1)
+    np.testing.assert_allclose(out, ref, atol=1e-5)
