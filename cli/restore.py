@@ -20,7 +20,7 @@ from ._common import check_outputs, parse_settings, write_output
 RESTORED = "_restored.png"
 #: Restorer arguments with their own option: `--set` must not pass them a second time
 OWN_OPTIONS = {"task": "--task", "prior": "--prior", "sigma": "--sigma", "device": "--device", "seed": "--seed",
-               "mask": "--mask"}
+               "precision": "--precision", "mask": "--mask"}
 
 
 def _expand(inputs: tuple[str, ...], skip_outputs: bool) -> list[Path]:
@@ -86,6 +86,9 @@ def _device(device: str, world: int) -> str:
 @click.option("--mask", metavar="MASK", default=None, help="inpaint: mask image, white = known (required).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed (noise, simulated mask, latents).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda (under torchrun: each process's GPU).")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
+              help="A learned prior's network precision; auto = bf16 on a CPU with native bf16 (AVX-512 BF16 or AMX), "
+                   "else fp32.")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
               help="Solver setting (tv: tv_weight, lam, iters; learned: outer, levels, alpha, lam, nu, z) "
                    "or operator parameter (width, size). Repeatable.")
@@ -93,7 +96,7 @@ def _device(device: str, world: int) -> str:
               help="Degrade the clean image CLEAN with TASK (and --sigma, --seed) first, restore it, print PSNR/SSIM.")
 @click.option("--bits", type=click.Choice(["8", "16"]), default="8", show_default=True, help="Bits per sample (PNG/TIFF).")
 @click.option("--overwrite", is_flag=True, help="Replace existing output files.")
-def restore(inputs, task, output, prior, sigma, mask, seed, device, settings, simulate, bits, overwrite):
+def restore(inputs, task, output, prior, sigma, mask, seed, device, precision, settings, simulate, bits, overwrite):
     """Restore each INPUT, an observation of TASK: for sr4 the low-resolution image, for colorize a
     grayscale image, for inpaint the image plus --mask. INPUT may be several files or a folder;
     under torchrun the files are shared out across the processes."""
@@ -112,7 +115,7 @@ def restore(inputs, task, output, prior, sigma, mask, seed, device, settings, si
     outs = _outputs(files, output, f"_{task}{RESTORED}" if simulate is not None else RESTORED)
     check_outputs(outs, overwrite)
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-    restorer = Restorer(task, prior, sigma=sigma, device=_device(device, world), seed=seed,
+    restorer = Restorer(task, prior, sigma=sigma, device=_device(device, world), seed=seed, precision=precision,
                         **parse_settings(settings, OWN_OPTIONS))
     mask_arr = None
     if mask is not None:

@@ -52,6 +52,6 @@ if [ -f "$ck/model.safetensors" ]; then
         "$twin" "$ck" > "$out/denoise_eval.md" 2> "$out/denoise_eval.err" || status=$?
     cat "$out/denoise_eval.md"
 fi
-python examples/time_presets.py --device auto > "$out/time_presets.md" 2> "$out/time_presets.err" || true
+python examples/time_presets.py --device auto --precision fp32,bf16 > "$out/time_presets.md" 2> "$out/time_presets.err" || true
 cat "$out/time_presets.md"
 exit $status

@@ -77,7 +77,8 @@ class Restorer:
     Parameters: ``task`` (see :data:`pnp_rgm.tasks.TASKS`), ``prior`` (see module docstring;
     ``None`` = the task's preset from ``pnp_rgm/presets.yaml``),
     ``sigma`` (observation noise std, [0, 1] units), ``device`` (``auto``/``cpu``/``cuda``),
-    ``seed``, tiling (``max_pixels``, ``tile``, ``overlap`` in observation pixels), and
+    ``seed``, tiling (``max_pixels``, ``tile``, ``overlap`` in observation pixels), ``precision`` of a
+    learned prior's network (``auto``: bf16 on a CPU with native bf16, else fp32; ``fp32``; ``bf16``), and
     ``settings``: operator parameters (``width``, ``size``) and solver settings
     (``tv``: ``tv_weight``, ``lam``, ``iters``, ``init_rcond``; learned priors: the fields of
     :class:`~pnp_rgm.pnp.RGMDRSConfig`; ``none``: ``rcond``). An explicit MMSE-twin ``prior``
@@ -86,7 +87,8 @@ class Restorer:
     """
 
     def __init__(self, task: str, prior: Any = None, *, sigma: float = 0.0, device: str = "auto", seed: int = 0,
-                 max_pixels: int = 1024 * 1024, tile: int = 256, overlap: int = 32, **settings: Any) -> None:
+                 max_pixels: int = 1024 * 1024, tile: int = 256, overlap: int = 32, precision: str = "auto",
+                 **settings: Any) -> None:
         from pnp_rgm.presets import preset_for
 
         preset = preset_for(task)
@@ -98,6 +100,10 @@ class Restorer:
             raise TaskError(f"sigma must be in [0, 1] (image units; 25/255 = 0.098), got {sigma}")
         if task == "denoise" and sigma == 0:
             raise TaskError("task 'denoise' needs the noise level: pass sigma > 0 (CLI: --sigma)")
+        from pnp_rgm.priors import PRECISIONS
+
+        if precision not in PRECISIONS:
+            raise TaskError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         self.task, self.sigma, self.seed = task, sigma, int(seed)
         self.device = resolve_device(device)
         self.op_params = {k: settings.pop(k) for k in list(settings) if k in OPERATOR_KEYS}
@@ -143,6 +149,7 @@ class Restorer:
                                 "or a checkpoint folder")
             self.prior = prior if isinstance(prior, Prior) else load_prior(prior)
             self.prior.to(self.device)
+            self.prior.set_precision(precision)
             self.method = "rgm"
             if explicit and self.prior.generator.sigma_conditioned and preset.prior not in BASELINES:
                 # a σ-conditioned prior (a twin, or an RGM generator with EDM preconditioning) runs the

@@ -336,3 +336,20 @@ def test_bm3d_prior_is_cbm3d_for_denoising():
     out = restore(noisy, task="denoise", prior="bm3d", sigma=0.1)
     ref = np.clip(bm3d.bm3d_rgb(noisy.astype(np.float64), 0.1), 0, 1)
     np.testing.assert_allclose(out, ref, atol=1e-5)
+
+
+def test_precision_auto_is_bf16_only_where_the_cpu_has_it(monkeypatch):
+    import pnp_rgm.priors
+
+    y = torch.rand(1, 3, 16, 16)
+    monkeypatch.setattr(pnp_rgm.priors, "native_bf16", lambda device: False)
+    r32 = Restorer("sr2", tiny_mmse_prior(), steps=2)
+    assert r32.prior.amp_dtype is None
+    monkeypatch.setattr(pnp_rgm.priors, "native_bf16", lambda device: True)
+    r16 = Restorer("sr2", tiny_mmse_prior(), steps=2)
+    assert r16.prior.amp_dtype == torch.bfloat16
+    assert Restorer("sr2", tiny_mmse_prior(), steps=2, precision="fp32").prior.amp_dtype is None
+    a, b = r32.restore_tensor(y), r16.restore_tensor(y)
+    assert b.dtype == torch.float32 and 0 < float((a - b).abs().max()) < 0.05  # bf16 ran, and stayed close
+    with pytest.raises(TaskError, match="precision must be one of auto, fp32, bf16, got 'fp8'"):
+        Restorer("sr2", "none", precision="fp8")
