@@ -100,10 +100,9 @@ class Restorer:
             raise TaskError(f"sigma must be in [0, 1] (image units; 25/255 = 0.098), got {sigma}")
         if task == "denoise" and sigma == 0:
             raise TaskError("task 'denoise' needs the noise level: pass sigma > 0 (CLI: --sigma)")
-        from pnp_rgm.priors import PRECISIONS
+        from pnp_rgm.priors import check_precision
 
-        if precision not in PRECISIONS:
-            raise TaskError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        check_precision(precision)  # here too for the prior-free methods, which never set it
         self.task, self.sigma, self.seed = task, sigma, int(seed)
         self.device = resolve_device(device)
         self.op_params = {k: settings.pop(k) for k in list(settings) if k in OPERATOR_KEYS}
@@ -166,13 +165,11 @@ class Restorer:
             return restore_baseline(op, y, "none", **self.settings)
         if self.method == "tv":
             return restore_baseline(op, y, "tv", sigma=self.sigma, callback=callback, **self.settings)
-        if self.method == "bm3d":
-            cfg = self.config
-            step = denoiser_prior_step(self.denoiser, cfg.sigmas(self.sigma), cfg.alpha)
-            return drs(op, y, step, lam=cfg.data_weight(self.sigma), iters=cfg.iters, x0=initial_estimate(op, y),
-                       callback=callback).w.clamp(0, 1)
-        gen = torch.Generator(device=self.prior.device).manual_seed(self.seed)
-        step = rgm_prior_step(self.prior, self.config, gen, sigma_y=self.sigma)
+        if self.method == "bm3d":  # (C)BM3D at the schedule's noise levels
+            step = denoiser_prior_step(self.denoiser, self.config.sigmas(self.sigma), self.config.alpha)
+        else:
+            gen = torch.Generator(device=self.prior.device).manual_seed(self.seed)
+            step = rgm_prior_step(self.prior, self.config, gen, sigma_y=self.sigma)
         r = self.config.samples  # independent chains, batched, then averaged
         yr = y.repeat(r, *([1] * (y.dim() - 1))) if r > 1 else y
         x0 = initial_estimate(op, yr)  # A+y; an inpaint hole starts from its surroundings, not from 0

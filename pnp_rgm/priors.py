@@ -55,7 +55,7 @@ from typing import Optional, Union
 
 import torch
 
-from pnp_rgm.errors import CheckpointError, ConfigError, PnpRgmError, ShapeError
+from pnp_rgm.errors import CheckpointError, ConfigError, PnpRgmError, ShapeError, TaskError
 
 __all__ = ["Prior", "load_prior", "save_prior", "available_priors", "prior_title"]
 
@@ -101,6 +101,12 @@ def prior_title(name: str) -> str:
 
 
 PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def check_precision(precision: str) -> None:
+    """A one-line TaskError unless ``precision`` is one of :data:`PRECISIONS`."""
+    if precision not in PRECISIONS:
+        raise TaskError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
 
 
 def native_bf16(device: torch.device) -> bool:
@@ -164,8 +170,7 @@ class Prior:
         """The generator's compute precision: ``fp32``, ``bf16`` (autocast, channels-last weights;
         inputs and outputs stay fp32), or ``auto`` = bf16 where the device has it natively
         (:func:`native_bf16`), else fp32. Call after :meth:`to`."""
-        if precision not in PRECISIONS:
-            raise PnpRgmError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        check_precision(precision)
         bf16 = precision == "bf16" or (precision == "auto" and native_bf16(self.device))
         self.amp_dtype = torch.bfloat16 if bf16 else None
         self.generator.to(memory_format=torch.channels_last if bf16 else torch.contiguous_format)
