@@ -7,11 +7,11 @@ import click
 import numpy as np
 
 from pnp_rgm.errors import TaskError
-from pnp_rgm.io import image_to_tensor, read_image, tensor_to_image, write_image
+from pnp_rgm.io import image_to_tensor, read_image, tensor_to_image
 from pnp_rgm.operators import mask_from_image
 from pnp_rgm.tasks import OPERATOR_KEYS, known_pixels, simulate_observation
 
-from ._common import check_outputs, parse_settings
+from ._common import check_outputs, parse_settings, write_output
 
 
 @click.command()
@@ -57,10 +57,10 @@ def degrade(clean, task, output, sigma, seed, mask, settings, bits, overwrite):
         m = mask_from_image(m)
     op, y = simulate_observation(task, x, sigma, seed, m, **params)
 
-    write_image(out, tensor_to_image(y.float()), bits=int(bits), overwrite=overwrite)
+    write_output(out, tensor_to_image(y.float()), int(bits), overwrite)
     if task == "inpaint":
         try:
-            write_image(mask_out, known_pixels(op).astype(np.float32), overwrite=overwrite)
+            write_output(mask_out, known_pixels(op).astype(np.float32), 8, overwrite)
         except BaseException:
             out.unlink(missing_ok=True)
             raise

@@ -132,8 +132,8 @@ def restore(inputs, task, output, prior, sigma, mask, seed, device, precision, s
         return img, image_to_tensor(grayscale_observation(img, str(src)) if task == "colorize" else img), mask_arr
 
     jobs = list(zip(files, outs))[rank::world]
-    if len(jobs) > 1:  # check every input before the first output is written (arrays dropped: bounded memory)
-        for src, _ in jobs:
+    if len(files) > 1:  # every process checks every input (not only its share) before the first output is
+        for src in files:  # written, so a bad file anywhere leaves no output anywhere (arrays dropped)
             load(src)
     bar = tqdm(jobs, desc=f"{task}/{prior or 'preset'}", unit="img", disable=len(jobs) < 2 or None)
     for src, dst in bar:

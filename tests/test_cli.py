@@ -300,3 +300,29 @@ def test_output_appearing_late_names_only_the_cli_flag(tmp_path, capsys, monkeyp
     rc, _, err = run(capsys, "restore", "--task", "sr2", tmp_path / "a.png", "--prior", "none")
     assert rc == 2 and "--overwrite" in err and "overwrite=True" not in err
     assert (tmp_path / "a_restored.png").read_bytes() == b"old"
+
+
+def test_degrade_output_appearing_late_names_only_the_cli_flag(tmp_path, capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setattr(sys.modules["pnp_rgm.cli.degrade"], "check_outputs", lambda paths, overwrite: None)
+    _tiny(tmp_path / "a.png")
+    (tmp_path / "o.png").write_bytes(b"old")
+    rc, _, err = run(capsys, "degrade", tmp_path / "a.png", "--task", "sr2", "-o", tmp_path / "o.png")
+    assert rc == 2 and "--overwrite" in err and "overwrite=True" not in err
+    assert (tmp_path / "o.png").read_bytes() == b"old"
+
+
+@pytest.mark.parametrize("rank", ["0", "1"])
+def test_torchrun_process_checks_the_other_shards_inputs_too(tmp_path, capsys, monkeypatch, rank):
+    """a.png, b.png, c.png over 2 processes: rank 0 restores a and c, rank 1 b; a corrupt b.png
+    stops both before either writes."""
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", rank)
+    src, out = tmp_path / "in", tmp_path / "out"
+    _tiny(src / "a.png")
+    _tiny(src / "c.png")
+    (src / "b.png").write_text("junk")
+    rc, _, err = run(capsys, "restore", "--task", "sr2", src, "--prior", "none", "-o", out)
+    assert rc == 2 and "b.png" in err and "Traceback" not in err
+    assert not out.exists() or not any(out.iterdir())

@@ -313,6 +313,35 @@ def test_init_from_copies_matching_tensors(tmp_path):
         init_generator(torch.nn.Linear(2, 2), str(tmp_path / "twin"))
 
 
+@pytest.mark.parametrize("blocks", [2, 3])
+def test_init_from_a_shallower_unet_starts_as_its_function(tmp_path, blocks):
+    """A U-Net with 2 or 3 residual blocks per level started from one with 1 (every weight
+    perturbed, so zero-initialised layers hide nothing) computes the same function; its new blocks
+    then train (their last conv is zero, not frozen)."""
+    from pnp_rgm.nets import Generator
+    from pnp_rgm.priors import save_prior
+    from pnp_rgm.train.trainer import init_generator
+
+    src_cfg = tiny({"kind": "mmse", "prior": "none", "continuous": True}, model={"kind": "mmse", "nz": 0, "precond": "edm"})
+    torch.manual_seed(1)
+    src = Generator(src_cfg.model).eval()
+    for p in src.parameters():
+        p.data.add_(0.05 * torch.randn_like(p))
+    save_prior(src, tmp_path / "twin", src_cfg)
+    cfg = tiny({"kind": "mmse", "prior": "none", "continuous": True},
+               model={"kind": "mmse", "nz": 0, "precond": "edm", "num_res_blocks": blocks})
+    torch.manual_seed(2)
+    G = Generator(cfg.model).eval()
+    init_generator(G, str(tmp_path / "twin"))
+    x = torch.rand(2, 3, 16, 24) * 2 - 1
+    s = torch.log(torch.tensor([0.05, 0.5]))
+    with torch.no_grad():
+        assert torch.allclose(G(x, s), src(x, s), atol=1e-5)
+    G.train()
+    ((G(x, s) - x) ** 2).mean().backward()
+    assert G.down[0]["blocks"][1].c2.weight.grad.abs().sum() > 0
+
+
 def test_sigma_conditioned_rgm_generator_starts_as_its_twin(tmp_path):
     """An RGM generator with EDM preconditioning started from a twin (its condition layers widened
     for z with zero columns) restores every state of its process exactly as the twin does, whatever

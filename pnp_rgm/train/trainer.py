@@ -80,18 +80,55 @@ def _widened(own: torch.Tensor, src: torch.Tensor) -> bool:
     return own.dim() == 2 and src.dim() == 2 and own.shape[0] == src.shape[0] and own.shape[1] > src.shape[1]
 
 
+def _blocks_per_level(sd: dict[str, torch.Tensor]) -> int:
+    """Residual blocks per down level of a U-Net state dict (0 when it is not one)."""
+    return len({n.split(".")[3] for n in sd if n.startswith("down.0.blocks.")})
+
+
+def _deepen(G: torch.nn.Module, src: dict[str, torch.Tensor], n: int) -> dict[str, torch.Tensor]:
+    """``src`` (n = 1 block per level) renamed for ``G`` (m > 1 blocks per level) so that ``G`` starts
+    as the same function. Each down level's new blocks follow the old one: their last conv is zero, so
+    they pass it through and their skips repeat its output. Each up level pops m + 1 skips instead of
+    2: the old first block takes the first (the repeat of what it took before), the old last block the
+    last (the level's input, as before), and the m - 1 new blocks between them ignore theirs: zero last
+    conv, and a 1×1 skip conv that keeps the running features and drops the concatenated skip."""
+    m = G.cfg.num_res_blocks
+    if n != 1 or G.cfg.attention_levels:
+        raise CheckpointError(f"init_from: deepening from {n} residual blocks per level to {m} is supported "
+                              "from 1 block per level, without attention")
+    out = {}
+    for name, t in src.items():
+        parts = name.split(".")
+        if parts[0] == "up" and parts[2] == "blocks" and parts[3] == "1":
+            parts[3] = str(m)
+        out[".".join(parts)] = t
+    for stage in G.up:
+        for blk in list(stage["blocks"])[1:m]:
+            w = blk.skip.weight  # (cout, cout + skip channels, 1, 1)
+            eye = torch.zeros_like(w)
+            eye[:, :w.shape[0], 0, 0] = torch.eye(w.shape[0])
+            prefix = next(k for k, v in G.named_modules() if v is blk)
+            out[f"{prefix}.skip.weight"] = eye
+            out[f"{prefix}.skip.bias"] = torch.zeros_like(blk.skip.bias)
+    return out
+
+
 def init_generator(G: torch.nn.Module, path_or_name: str) -> tuple[int, int]:
     """Copy into ``G`` every tensor of a saved prior whose name and shape match (a warm start, e.g.
     an RGM generator from its MMSE twin); returns (copied, total). A linear weight of ``G`` with more
     inputs than the saved one (the condition layers of an RGM generator, whose condition is the
     twin's noise-level embedding followed by the latent's) gets the saved weight in its leading
     columns and zeros in the rest, so with EDM preconditioning the generator starts as the twin's
-    function, whatever z. Raises CheckpointError when nothing matches."""
+    function, whatever z. A U-Net with more residual blocks per level than the saved one (1) starts
+    as the saved one's function too (``_deepen``). Raises CheckpointError when nothing matches."""
     from pnp_rgm.priors import _resolve
     from pnp_rgm.train.checkpoint import load_state_dict
 
     src = load_state_dict(_resolve(path_or_name) / "model.safetensors")
     own = G.state_dict()
+    n = _blocks_per_level(src)
+    if n and isinstance(G, Generator) and G.cfg.num_res_blocks > n:
+        src = _deepen(G, src, n)
     hits = {n: t for n, t in src.items() if n in own and own[n].shape == t.shape}
     for n, t in src.items():
         if n in own and _widened(own[n], t):
