@@ -315,7 +315,8 @@ class TrainConfig:
     device: Literal["auto", "cpu", "cuda"] = "auto"
     compile: bool = False
     name: Optional[str] = None
-    init_from: Optional[str] = None  # prior folder or name: start G from its weights (matching tensors)
+    init_from: Optional[str] = None  # prior folder or name: start G from its weights (matching tensors; a
+    # 1-block-per-level U-Net into a deeper one as the same function, trainer._deepen)
     # wall-clock budget of this process's training in seconds (0 = none): the run stops after the first
     # step past it and saves as at its last step (for a lent machine's fixed time; steps stays the schedule)
     max_seconds: float = 0.0
