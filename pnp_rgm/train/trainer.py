@@ -102,14 +102,13 @@ def _deepen(G: torch.nn.Module, src: dict[str, torch.Tensor], n: int) -> dict[st
         if parts[0] == "up" and parts[2] == "blocks" and parts[3] == "1":
             parts[3] = str(m)
         out[".".join(parts)] = t
-    for stage in G.up:
-        for blk in list(stage["blocks"])[1:m]:
-            w = blk.skip.weight  # (cout, cout + skip channels, 1, 1)
+    for i, stage in enumerate(G.up):
+        for j in range(1, m):
+            w = stage["blocks"][j].skip.weight  # (cout, cout + skip channels, 1, 1)
             eye = torch.zeros_like(w)
             eye[:, :w.shape[0], 0, 0] = torch.eye(w.shape[0])
-            prefix = next(k for k, v in G.named_modules() if v is blk)
-            out[f"{prefix}.skip.weight"] = eye
-            out[f"{prefix}.skip.bias"] = torch.zeros_like(blk.skip.bias)
+            out[f"up.{i}.blocks.{j}.skip.weight"] = eye
+            out[f"up.{i}.blocks.{j}.skip.bias"] = torch.zeros(w.shape[0])
     return out
 
 
@@ -126,9 +125,9 @@ def init_generator(G: torch.nn.Module, path_or_name: str) -> tuple[int, int]:
 
     src = load_state_dict(_resolve(path_or_name) / "model.safetensors")
     own = G.state_dict()
-    n = _blocks_per_level(src)
-    if n and isinstance(G, Generator) and G.cfg.num_res_blocks > n:
-        src = _deepen(G, src, n)
+    blocks = _blocks_per_level(src)
+    if blocks and isinstance(G, Generator) and G.cfg.num_res_blocks > blocks:
+        src = _deepen(G, src, blocks)
     hits = {n: t for n, t in src.items() if n in own and own[n].shape == t.shape}
     for n, t in src.items():
         if n in own and _widened(own[n], t):
