@@ -17,7 +17,10 @@ import click
 @click.option("--crop", type=int, default=256, show_default=True, help="Centre crop size in pixels (0 = none).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the observation noise and masks.")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="Operator parameter of the simulated degradation, for every method (inpaint: missing=0.5 or box=center; deblur: width, size), or a solver setting for rgm-drs and rgm-drs-sr over the preset's. Repeatable.")
-def benchmark(task, data, out, methods, prior, sigma, limit, crop, seed, settings):
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
+              help="Every learned method's network precision; auto = bf16 on a CPU with native bf16 (AVX-512 BF16 "
+                   "or AMX), else fp32.")
+def benchmark(task, data, out, methods, prior, sigma, limit, crop, seed, settings, precision):
     """Run METHODS on simulated observations of the images in DIR; resumable (finished rows are skipped)."""
     from ._common import parse_settings
     from pnp_rgm.benchmark import run_benchmark
@@ -29,6 +32,6 @@ def benchmark(task, data, out, methods, prior, sigma, limit, crop, seed, setting
         raise TaskError(f"--limit and --crop must be >= 0, got {limit} and {crop}")
     names = [m.strip() for m in methods.split(",") if m.strip()]
     summary = run_benchmark(task, Path(data), Path(out), names, sigma=sigma, limit=limit, crop=crop, seed=seed,
-                            prior=prior, settings=parse_settings(settings))
+                            prior=prior, settings=parse_settings(settings), precision=precision)
     click.echo(summary)
     click.echo(f"results in {Path(out) / 'results.csv'}")

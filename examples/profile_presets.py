@@ -54,6 +54,8 @@ def main(argv=None) -> int:
     ap.add_argument("--tasks", default="sr4,denoise,inpaint")
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "auto"],
+                    help="the network's precision (default fp32: the floor is an fp32 matmul's)")
     a = ap.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -69,7 +71,7 @@ def main(argv=None) -> int:
         sigma = 25 / 255 if task == "denoise" else 0.0
         op, y = simulate_observation(task, x, sigma, seed=0)
         mask = known_pixels(op)
-        r = Restorer(task, sigma=sigma)
+        r = Restorer(task, sigma=sigma, precision=a.precision)
         if r.method != "rgm":
             print(f"| {task} | {r.method} | 0 | — | — | — | — | — | — |")
             continue

@@ -15,6 +15,7 @@ OUT=${1:?usage: run_benchmarks.sh OUT [DATA]}
 DATA=${2:-../shared/datasets}
 VARIANTS=${VARIANTS:-"sr4 sr8 colorize denoise25 denoise50 inpaint inpaint-box deblur-gauss"}
 SETS=${SETS:-"Set5 Set14 McMaster CBSD68"}
+PRECISION=${PRECISION:-fp32}          # the tables are fp32; PRECISION=auto runs bf16 where the CPU has it
 PEERS="dpir-hqs,ddrm,diffpir"          # each with --prior mmse-color, the MMSE twin of the noising process
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 for V in $VARIANTS; do
@@ -34,6 +35,6 @@ for V in $VARIANTS; do
     if [ "$S" = Set5 ] || [ "$S" = Set14 ]; then case $V in denoise*) ;; *) M="$M,tv" ;; esac; fi
     echo "== $V $S: $M"
     pnp-rgm benchmark --task "$TASK" --sigma "$SIGMA" "${EXTRA[@]}" --data "$DATA/$S" --out "$OUT/$V-$S" \
-      --methods "$M" --prior mmse-color
+      --methods "$M" --prior mmse-color --precision "$PRECISION"
   done
 done

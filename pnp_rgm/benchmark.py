@@ -46,6 +46,7 @@ class Context:
     prior: Any = None  #: a loaded Prior, for learned methods
     settings: dict = field(default_factory=dict)  #: solver settings for rgm-drs (``--set``)
     op_params: dict = field(default_factory=dict)  #: operator parameters of the simulated degradation
+    precision: str = "auto"  #: every learned method's network precision (``Prior.set_precision``)
 
 
 Method = Callable[[SVDOperator, torch.Tensor, Context], "tuple[torch.Tensor, int]"]
@@ -105,7 +106,8 @@ def _run_restorer(op, y, ctx, prior, **settings):
     """Restore ``y`` with the API's Restorer (untiled); returns (estimate, generator calls)."""
     from pnp_rgm.api import Restorer
 
-    r = Restorer(ctx.task, prior, sigma=ctx.sigma, seed=ctx.seed, max_pixels=1 << 40, **settings)
+    r = Restorer(ctx.task, prior, sigma=ctx.sigma, seed=ctx.seed, max_pixels=1 << 40, precision=ctx.precision,
+                 **settings)
     return r.restore_tensor(y, known_pixels(op)), r.config.calls if r.method == "rgm" else 0
 
 
@@ -297,13 +299,17 @@ def plot_psnr_vs_nfe(rows: list[dict[str, str]], path: Path) -> bool:
 
 def run_benchmark(task: str, data: Path, out: Path, methods: list[str], sigma: float = 0.0, limit: int = 0,
                   crop: int = 256, seed: int = 0, prior: Any = None, progress: bool = True,
-                  settings: dict | None = None) -> str:
+                  settings: dict | None = None, precision: str = "auto") -> str:
     """Run ``methods`` on the images of ``data``; returns the summary Markdown (also written).
 
     Gray images in a colour set are restored as RGB images with equal channels (colorize skips
     them, and RGB files whose channels are all equal). ``settings``: operator keys (``width``/``size``
     of a blur, ``missing``/``box`` of inpaint) set the simulated degradation for every method; the
-    rest are solver settings for ``rgm-drs`` and ``rgm-drs-sr``."""
+    rest are solver settings for ``rgm-drs`` and ``rgm-drs-sr``. ``precision`` (auto, fp32, bf16) is every
+    learned method's network precision, the peers' included, whatever order the methods run in."""
+    from pnp_rgm.priors import check_precision
+
+    check_precision(precision)
     settings = dict(settings or {})
     op_params = {k: settings.pop(k) for k in list(settings) if k in OPERATOR_KEYS}
     if "seed" in op_params:
@@ -323,11 +329,14 @@ def run_benchmark(task: str, data: Path, out: Path, methods: list[str], sigma: f
         from pnp_rgm.priors import load_prior
 
         prior = load_prior(prior)
+    if prior is not None:
+        prior.set_precision(precision)  # the peers call it directly; Restorer sets the same for rgm-drs
     for m in ("rgm-drs", "rgm-drs-sr"):  # reject bad --set values before anything is written
         if m in methods:
             from pnp_rgm.api import Restorer
 
-            Restorer(task, prior if m == "rgm-drs" else _bundled(SR_PRIOR), sigma=sigma, **op_params, **settings)
+            Restorer(task, prior if m == "rgm-drs" else _bundled(SR_PRIOR), sigma=sigma, precision=precision,
+                     **op_params, **settings)
     files = list_images(data, limit)
     n = sr_factor(task) or 1
     if op_params and files:  # a bad operator parameter fails on the first image, before anything is written
@@ -348,7 +357,7 @@ def run_benchmark(task: str, data: Path, out: Path, methods: list[str], sigma: f
         x = image_to_tensor(img)
         op, y = simulate_observation(task, x.double(), sigma, seed + i, **op_params)
         y = y.float()
-        ctx = Context(task, sigma, seed + i, prior, settings, op_params)
+        ctx = Context(task, sigma, seed + i, prior, settings, op_params, precision)
         row_tiles = [F.interpolate(y, size=x.shape[-2:], mode="nearest").expand(-1, x.shape[1], -1, -1)
                      if y.shape[1] <= x.shape[1] else y]
         for m in methods:
@@ -379,7 +388,8 @@ def run_benchmark(task: str, data: Path, out: Path, methods: list[str], sigma: f
         write_image(out / "grid.png", grid[0], overwrite=True)
     rows = read_rows(csv_path)
     plotted = plot_psnr_vs_nfe(rows, out / "psnr_vs_nfe.png")
-    title = f"{task}, σ = {sigma:g}, {data.name}" + (f", centre crops ≤ {crop}px" if crop else "")
+    title = f"{task}, σ = {sigma:g}, {data.name}" + (f", centre crops ≤ {crop}px" if crop else "") + \
+        f", precision {precision}"
     summary = summarize(rows, title)
     if not use_lpips:
         summary += f"\nLPIPS not computed: {why}\n"

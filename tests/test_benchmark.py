@@ -206,3 +206,31 @@ def test_preset_loads_its_network_once(monkeypatch):
     monkeypatch.setattr(priors, "load_prior", real)
     assert torch.equal(a, Restorer("sr4", max_pixels=1 << 40).restore_tensor(y.float()))
     benchmark._bundled.cache_clear()
+
+
+def test_precision_is_every_learned_methods_whatever_their_order(data, tmp_path, monkeypatch):
+    """--precision reaches the peers too, alone or after rgm-drs (a Restorer, whose own default would
+    switch the shared prior to auto); a bad value fails before anything is written."""
+    from tiny import tiny_mmse_prior
+
+    import pnp_rgm.peers as peers
+
+    seen, current = [], []
+    ddrm = peers.ddrm
+
+    def spy(*args, **kwargs):  # the prior's precision at the time ddrm runs, after rgm-drs
+        seen.append(current[-1].amp_dtype)
+        return ddrm(*args, **kwargs)
+
+    monkeypatch.setattr(peers, "ddrm", spy)
+    for precision, want, methods in (("fp32", None, ["rgm-drs", "ddrm"]), ("bf16", torch.bfloat16, ["ddrm"])):
+        prior = tiny_mmse_prior()
+        current.append(prior)
+        summary = run_benchmark("sr2", data, tmp_path / precision, methods, prior=prior, progress=False, limit=1,
+                                precision=precision)
+        assert seen[-1] is want and prior.amp_dtype is want and f"precision {precision}" in summary
+    assert len(seen) == 2
+    with pytest.raises(TaskError, match="precision must be one of auto, fp32, bf16, got 'fp16'"):
+        run_benchmark("sr2", data, tmp_path / "bad", ["rgm-drs"], prior=tiny_mmse_prior(), progress=False,
+                      precision="fp16")
+    assert not (tmp_path / "bad").exists()
