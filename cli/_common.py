@@ -4,11 +4,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+import click
 import numpy as np
 import yaml
 
 from pnp_rgm.errors import OutputExistsError, TaskError
 from pnp_rgm.io import write_image
+from pnp_rgm.priors import PRECISIONS
+
+
+def precision_option(what: str):
+    """The ``--precision`` option of the commands that run a learned prior's network (``what`` starts
+    its help), with the choices :data:`pnp_rgm.priors.PRECISIONS` that the API checks."""
+    return click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
+                        help=f"{what}; auto = bf16 on a CPU with native bf16 (AVX-512 BF16 or AMX), else fp32.")
 
 
 def parse_settings(items: Iterable[str], options: Mapping[str, str] | None = None) -> dict[str, Any]:

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import click
 
+from ._common import parse_settings, precision_option
+
 
 @click.command()
 @click.option("--task", required=True, metavar="TASK", help="Task to simulate (e.g. sr4, colorize, denoise, inpaint).")
@@ -17,12 +19,9 @@ import click
 @click.option("--crop", type=int, default=256, show_default=True, help="Centre crop size in pixels (0 = none).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the observation noise and masks.")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="Operator parameter of the simulated degradation, for every method (inpaint: missing=0.5 or box=center; deblur: width, size), or a solver setting for rgm-drs and rgm-drs-sr over the preset's. Repeatable.")
-@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
-              help="Every learned method's network precision; auto = bf16 on a CPU with native bf16 (AVX-512 BF16 "
-                   "or AMX), else fp32.")
+@precision_option("Every learned method's network precision")
 def benchmark(task, data, out, methods, prior, sigma, limit, crop, seed, settings, precision):
     """Run METHODS on simulated observations of the images in DIR; resumable (finished rows are skipped)."""
-    from ._common import parse_settings
     from pnp_rgm.benchmark import run_benchmark
     from pnp_rgm.errors import TaskError
 

@@ -14,7 +14,7 @@ from pnp_rgm.metrics import psnr, ssim
 from pnp_rgm.operators import mask_from_image
 from pnp_rgm.tasks import grayscale_observation, known_pixels, simulate_observation, sr_factor
 
-from ._common import check_outputs, parse_settings, write_output
+from ._common import check_outputs, parse_settings, precision_option, write_output
 
 #: the default output of INPUT (without -o) is INPUT_restored.png beside it
 RESTORED = "_restored.png"
@@ -86,9 +86,7 @@ def _device(device: str, world: int) -> str:
 @click.option("--mask", metavar="MASK", default=None, help="inpaint: mask image, white = known (required).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed (noise, simulated mask, latents).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda (under torchrun: each process's GPU).")
-@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
-              help="A learned prior's network precision; auto = bf16 on a CPU with native bf16 (AVX-512 BF16 or AMX), "
-                   "else fp32.")
+@precision_option("A learned prior's network precision")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
               help="Solver setting (tv: tv_weight, lam, iters; learned: outer, levels, alpha, lam, nu, z) "
                    "or operator parameter (width, size). Repeatable.")

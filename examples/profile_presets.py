@@ -28,6 +28,7 @@ from torch.utils.flop_counter import FlopCounterMode
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pnp_rgm.api import Restorer  # noqa: E402
+from pnp_rgm.priors import PRECISIONS  # noqa: E402
 from pnp_rgm.tasks import known_pixels, simulate_observation  # noqa: E402
 
 
@@ -54,7 +55,7 @@ def main(argv=None) -> int:
     ap.add_argument("--tasks", default="sr4,denoise,inpaint")
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "auto"],
+    ap.add_argument("--precision", default="fp32", choices=PRECISIONS,
                     help="the network's precision (default fp32: the floor is an fp32 matmul's)")
     a = ap.parse_args(argv)
     if a.threads:
