@@ -204,8 +204,9 @@ def test_preset_loads_its_network_once(monkeypatch):
     b, _ = benchmark._preset(op, y.float(), ctx)
     assert len(loads) == 1 and torch.equal(a, b)
     monkeypatch.setattr(priors, "load_prior", real)
-    assert n == Restorer("sr4").config.calls == 32  # the preset's calls: 8 levels x 4 orientations
-    assert torch.equal(a, Restorer("sr4", max_pixels=1 << 40).restore_tensor(y.float()))
+    r = Restorer("sr4", max_pixels=1 << 40)
+    assert n == r.config.calls == 32  # the preset's calls: 8 levels x 4 orientations
+    assert torch.equal(a, r.restore_tensor(y.float()))
     benchmark._bundled.cache_clear()
 
 
