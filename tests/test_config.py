@@ -92,6 +92,12 @@ def test_run_config_errors(tmp_path):
         load_run_config({"model": {"kind": "mmse"}})
     with pytest.raises(ConfigError, match="sampling"):
         load_run_config({"process": {"kind": "multiscale"}, "objective": {"sampling": "posterior"}})
+    for bad in ([1.5, 1.0], [0, 2], [1.0]):
+        with pytest.raises(ConfigError, match=r"data\.scale"):
+            load_run_config({"data": {"scale": bad}})
+    with pytest.raises(ConfigError, match=r"data\.scale: resizing would change corrupted \(denoise\)"):
+        load_run_config({"model": {"kind": "mmse"}, "objective": {"kind": "ambient", "continuous": True},
+                         "corruption": {"operator": "denoise", "sigma_n": 0.05}, "data": {"scale": [1, 2]}})
     # YAML 1.1 reads 1e-4 as a string; floats accept it
     assert load_run_config({"optim": {"lr_g": "1e-4"}}).optim.lr_g == 1e-4
 

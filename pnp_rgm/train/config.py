@@ -294,10 +294,15 @@ class DataConfig:
     vflip: bool = False
     num_workers: int = 1
     cache: bool = False  # keep decoded images in RAM (uint8)
+    # random zoom: each patch is cut from a window of crop/s pixels and resized to crop, s drawn
+    # log-uniformly from [scale[0], scale[1]] (> 1 zooms in); [1, 1] = plain crops. Clean data only
+    scale: tuple[float, float] = (1.0, 1.0)
 
     def __post_init__(self) -> None:
         _pos("crop", self.crop)
         _pos("batch_size", self.batch_size)
+        if len(self.scale) != 2 or not 0 < self.scale[0] <= self.scale[1]:
+            raise ConfigError(f"scale: must be [min, max] with 0 < min <= max, got {list(self.scale)}")
         if self.num_workers < 0:
             raise ConfigError(f"num_workers: must be >= 0, got {self.num_workers}")
 
@@ -419,6 +424,9 @@ class RunConfig:
         mult = max(self.model.multiple, 2 ** max(levels, *self.objective.block_levels))
         if self.data.crop % mult:
             raise ConfigError(f"data.crop: must be a multiple of {mult} for this model/process, got {self.data.crop}")
+        if tuple(self.data.scale) != (1.0, 1.0) and self.corruption.operator != "none":
+            raise ConfigError(f"data.scale: resizing would change corrupted ({self.corruption.operator}) data; "
+                              f"use [1, 1] with a corruption, got {list(self.data.scale)}")
 
 
 def _check_spectral(cfg: "RunConfig") -> None:

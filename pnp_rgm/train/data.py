@@ -63,17 +63,26 @@ class ImageFolder(Dataset):
     Masked data (``masked``): patches get one more channel, the mask (1 = known), and the image is
     zero where it is 0. The mask of image ``i`` is ``root/masks/<its relative path>`` or, with
     ``mask_missing > 0``, simulated: that fraction of its pixels removed at random, fixed by
-    ``(noise_seed, i)``."""
+    ``(noise_seed, i)``.
+
+    ``scale = (lo, hi)``: a random zoom for clean data; each patch is cut from a window of
+    ``crop / s`` pixels (at most the image's shorter side) and resized to ``crop`` (bilinear,
+    antialiased when shrinking), ``s`` log-uniform in [lo, hi]."""
 
     def __init__(self, root, crop: int, channels: int = 3, hflip: bool = True, vflip: bool = False,
                  cache: bool = False, noise_sigma: float = 0.0, noise_seed: int = 0, masked: bool = False,
-                 mask_missing: float = 0.0, degrade=None) -> None:
+                 mask_missing: float = 0.0, degrade=None, scale: tuple[float, float] = (1.0, 1.0)) -> None:
         self.root = Path(root)
         self.files = list_images(root, skip_masks=masked)
         self.crop, self.channels, self.hflip, self.vflip = crop, channels, hflip, vflip
         self.noise_sigma, self.noise_seed = float(noise_sigma), int(noise_seed)
         self.masked, self.mask_missing = bool(masked), float(mask_missing)
         self.degrade = degrade
+        self.scale = (float(scale[0]), float(scale[1]))
+        if not 0 < self.scale[0] <= self.scale[1]:
+            raise ValueError(f"scale: need 0 < lo <= hi, got {scale}")
+        if self.scale != (1.0, 1.0) and (self.masked or degrade is not None or self.noise_sigma > 0):
+            raise ValueError("scale: a random zoom is for clean data (not masked, degraded or noised)")
         if self.masked and not self.mask_missing:  # before a run writes anything, not in a worker mid-epoch
             lost = [f for f in self.files if not self._mask_path(f).is_file()]
             if lost:
@@ -132,6 +141,9 @@ class ImageFolder(Dataset):
         img = self.image(i)
         h, w = img.shape[:2]
         c = self.crop
+        if self.scale != (1.0, 1.0):
+            lo, hi = np.log(self.scale)
+            c = min(max(1, int(round(self.crop / np.exp(np.random.uniform(lo, hi))))), h, w)
         if h < c or w < c:
             ph, pw = max(0, c - h), max(0, c - w)
             mode = "reflect" if ph < h and pw < w else "edge"
@@ -140,6 +152,11 @@ class ImageFolder(Dataset):
         y = np.random.randint(0, h - c + 1)
         x = np.random.randint(0, w - c + 1)
         patch = img[y:y + c, x:x + c]
+        if c != self.crop:  # the zoom's window, resized to the crop
+            t = torch.from_numpy(np.ascontiguousarray(patch.transpose(2, 0, 1)))[None]
+            t = torch.nn.functional.interpolate(t, size=(self.crop, self.crop), mode="bilinear",
+                                                align_corners=False, antialias=c > self.crop)
+            patch = t[0].numpy().transpose(1, 2, 0)
         if self.hflip and np.random.rand() < 0.5:
             patch = patch[:, ::-1]
         if self.vflip and np.random.rand() < 0.5:

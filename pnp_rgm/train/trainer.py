@@ -449,7 +449,7 @@ def train(cfg: RunConfig, data_dir, out_dir, steps: Optional[int] = None, resume
         spectral = SpectralAmbient(cor) if is_spectral(cor.operator) else None  # blurred / block-averaged data
         dataset = None if distill else ImageFolder(
             data_dir, spectral.data_size(cfg.data.crop) if spectral else cfg.data.crop, cfg.model.channels,
-            cfg.data.hflip, cfg.data.vflip, cfg.data.cache,
+            cfg.data.hflip, cfg.data.vflip, cfg.data.cache, scale=cfg.data.scale,
             noise_sigma=cor.sigma_n if cor.simulate else 0.0, noise_seed=cor.seed, masked=cor.operator == "mask",
             mask_missing=cor.missing if cor.simulate else 0.0,
             degrade=spectral.degrade_image if spectral and cor.simulate else None)
