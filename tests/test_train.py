@@ -101,14 +101,14 @@ def test_dataset_reads_all_formats(data_dir):
 
 
 def test_dataset_random_zoom(tmp_path):
-    """data.scale: a zoom by s shows a window of crop/s pixels resized to the crop; s = 2 on a
-    linear ramp doubles the ramp's slope, s = 1/2 halves it; [1, 1] is the plain crop."""
+    """data.scale: a zoom by s shows a window of crop/s pixels resized to the crop, so on a linear
+    ramp s = 2 (zoom in) halves the slope per pixel and s = 1/2 doubles it; [1, 1] is the plain crop."""
     from pnp_rgm.io import write_image
     from pnp_rgm.train.data import ImageFolder
 
     ramp = np.tile(np.linspace(0, 1, 64, dtype=np.float32)[None, :, None], (64, 1, 3))
     write_image(tmp_path / "ramp.png", ramp)
-    slope = lambda x: float(np.median(np.diff(x[0].numpy(), axis=1)))  # per pixel, in 8-bit steps of the ramp
+    slope = lambda x: float(np.median(np.diff(x[0].numpy(), axis=1)))  # rise per pixel, [0, 1] units
     plain = ImageFolder(tmp_path, 16, hflip=False)
     assert plain[0].shape == (3, 16, 16) and slope(plain[0]) == pytest.approx(1 / 63, abs=0.003)
     assert slope(ImageFolder(tmp_path, 16, hflip=False, scale=(2, 2))[0]) == pytest.approx(0.5 / 63, abs=0.003)
