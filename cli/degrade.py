@@ -21,7 +21,8 @@ from ._common import check_outputs, parse_settings, write_output
 @click.option("-o", "--output", required=True, metavar="OUT", help="Observation file (.png, .tif, .bmp, .jpg).")
 @click.option("--sigma", type=float, default=0.0, show_default=True,
               help="Gaussian noise std in [0, 1] image units (25/255 = 0.098).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the noise and of a random mask.")
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True,
+              help="Seed of the noise and of a random mask.")
 @click.option("--mask", metavar="MASK", default=None,
               help="inpaint: mask image, white = known. Default: 50%% random pixels (--set missing=0.5, or --set box=center).")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",

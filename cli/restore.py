@@ -9,7 +9,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from pnp_rgm.errors import ImageError, TaskError
-from pnp_rgm.io import IMAGE_EXTENSIONS, image_files, image_to_tensor, read_image, tensor_to_image
+from pnp_rgm.io import IMAGE_EXTENSIONS, check_image_output, image_files, image_to_tensor, read_image, tensor_to_image
 from pnp_rgm.metrics import psnr, ssim
 from pnp_rgm.operators import mask_from_image
 from pnp_rgm.tasks import grayscale_observation, known_pixels, simulate_observation, sr_factor
@@ -48,7 +48,7 @@ def _outputs(files: list[Path], output: str | None, suffix: str) -> list[Path]:
         outs = [f.with_name(f.stem + suffix) for f in files]
     elif len(files) == 1 and out.suffix:
         outs = [out]
-    elif out.exists() and not out.is_dir():
+    elif (out.exists() and not out.is_dir()) or (not out.exists() and out.suffix.lower() in IMAGE_EXTENSIONS):
         raise TaskError(f"-o '{out}' must be a folder when restoring {len(files)} images")
     else:
         outs = [out / (f.stem + ".png") for f in files]
@@ -84,12 +84,14 @@ def _device(device: str, world: int) -> str:
                    "or a checkpoint folder (RGM-DRS). Default: the task's preset.")
 @click.option("--sigma", type=float, default=0.0, show_default=True, help="Noise std of the observation, [0, 1] units.")
 @click.option("--mask", metavar="MASK", default=None, help="inpaint: mask image, white = known (required).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Random seed (noise, simulated mask, latents).")
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True,
+              help="Random seed (noise, simulated mask, latents).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda (under torchrun: each process's GPU).")
 @precision_option("A learned prior's network precision")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
-              help="Solver setting (tv: tv_weight, lam, iters; learned: outer, levels, alpha, lam, nu, z) "
-                   "or operator parameter (width, size). Repeatable.")
+              help="Solver setting (tv: tv_weight, lam, iters, init_rcond; none: rcond; learned: steps, "
+                   "sigma_max, sigma_min, alpha, lam, nu, outer, levels, z, flip, ensemble, samples) or "
+                   "operator parameter (width, size). Repeatable.")
 @click.option("--simulate", metavar="CLEAN", default=None,
               help="Degrade the clean image CLEAN with TASK (and --sigma, --seed) first, restore it, print PSNR/SSIM.")
 @click.option("--bits", type=click.Choice(["8", "16"]), default="8", show_default=True, help="Bits per sample (PNG/TIFF).")
@@ -112,6 +114,8 @@ def restore(inputs, task, output, prior, sigma, mask, seed, device, precision, s
     files = [Path(simulate)] if simulate is not None else _expand(inputs, skip_outputs=output is None)
     outs = _outputs(files, output, f"_{task}{RESTORED}" if simulate is not None else RESTORED)
     check_outputs(outs, overwrite)
+    for dst in outs:  # a bad extension or bit depth is refused now, not after the restoration
+        check_image_output(dst, int(bits))
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     restorer = Restorer(task, prior, sigma=sigma, device=_device(device, world), seed=seed, precision=precision,
                         **parse_settings(settings, OWN_OPTIONS))
@@ -152,6 +156,8 @@ def restore(inputs, task, output, prior, sigma, mask, seed, device, precision, s
 def _simulate(img: np.ndarray, task: str, sigma: float, seed: int, mask: np.ndarray | None, op_params: dict):
     """Degrade a clean image as `pnp-rgm degrade` does: returns (clean, observation, mask)."""
     n = sr_factor(task) or 1
+    if img.shape[0] < n or img.shape[1] < n:
+        raise TaskError(f"--simulate: the clean image is {img.shape[1]}x{img.shape[0]}; {task} needs at least {n}x{n}")
     img = img[: img.shape[0] // n * n, : img.shape[1] // n * n]
     op, y = simulate_observation(task, image_to_tensor(img).double(), sigma, seed, mask, **op_params)
     return img, y.float(), known_pixels(op)

@@ -46,7 +46,7 @@ from .masks import box_mask, fill_missing, mask_from_image, random_mask
 __all__ = [
     "SVDOperator", "Identity", "BlockAverage", "Colorize", "Inpaint", "Separable", "MatrixOperator",
     "make_operator", "observe", "TASK_NAMES", "random_mask", "box_mask", "mask_from_image", "fill_missing",
-    "conv_matrix", "gaussian_kernel", "uniform_kernel", "bicubic_down_matrix",
+    "conv_matrix", "gaussian_kernel", "uniform_kernel", "bicubic_down_matrix", "WINDOWED_TASKS", "MAX_SR_FACTOR",
 ]
 
 #: Task names accepted by :func:`make_operator` (``srN`` stands for sr2, sr3, sr4, ...).
@@ -82,7 +82,36 @@ def _odd_size(size: Any, what: str) -> int:
     return n
 
 
-def make_operator(name: str, shape: tuple[int, int, int], **params: Any) -> SVDOperator:
+#: the largest srN factor (an N×N block's orthonormal basis is N²×N²)
+MAX_SR_FACTOR = 32
+#: tasks whose operator reaches beyond an observation pixel's own clean pixels (a blur's or a
+#: bicubic filter's support): a tile of them is exact only over the clean pixels its rows see
+WINDOWED_TASKS = ("deblur-gauss", "deblur-uniform", "srN-bicubic")
+
+
+def _separable(shape: tuple[int, int, int], factor, scale: int, window) -> SVDOperator:
+    """``Separable(shape, factor(H), factor(W))`` with ``factor(n, rows)`` the 1-D matrix of an axis of
+    ``n`` clean pixels (``rows``: only those observation rows). With ``window = ((r0, r1), (c0, c1))``
+    (observation rows and columns; ``scale`` clean pixels per observation pixel) it is the exact
+    operator of those observation pixels alone: the rows of the full image's factors, on the
+    clean pixels they touch and the window's own. ``op.crop`` (two slices) locates the window's
+    own clean pixels in its input."""
+    c, h, w = shape
+    if window is None:
+        return Separable(shape, factor(h, None), factor(w, None))
+    subs, crop = [], []
+    for n, (start, stop) in zip((h, w), window):
+        a = factor(n, (start, stop))
+        touched = np.flatnonzero(np.abs(a).sum(0) > 0)
+        lo, hi = min(int(touched.min()), start * scale), max(int(touched.max()) + 1, stop * scale)
+        subs.append(a[:, lo:hi])
+        crop.append(slice(start * scale - lo, stop * scale - lo))
+    op = Separable((c, subs[0].shape[1], subs[1].shape[1]), subs[0], subs[1])
+    op.crop = tuple(crop)
+    return op
+
+
+def make_operator(name: str, shape: tuple[int, int, int], *, window=None, **params: Any) -> SVDOperator:
     """Build the operator of task ``name`` for clean images of shape ``shape = (C, H, W)``.
 
     Parameters by task:
@@ -95,32 +124,40 @@ def make_operator(name: str, shape: tuple[int, int, int], **params: Any) -> SVDO
     * ``deblur-uniform``: ``size`` (odd, default 9).
     * ``matrix``: ``matrix`` (``M × C·H·W``), ``out_shape`` (default ``(1, 1, M)``).
 
+    ``window = ((r0, r1), (c0, c1))`` (``deblur-*`` and ``srN-bicubic``, whose pixels see beyond their
+    own clean pixels): the exact operator of those observation rows and columns of an image of
+    ``shape``, on the clean pixels they touch; ``op.crop`` locates the window's own clean pixels
+    in its input (how :mod:`pnp_rgm.tiling` cuts a large image into exact sub-problems).
+
     Raises :class:`~pnp_rgm.errors.TaskError` for unknown names or parameters and
     :class:`~pnp_rgm.errors.ShapeError` for shapes the task cannot take.
     """
     if not isinstance(name, str):
         raise TaskError(f"task name must be a string, got {name!r}")
-    shape = _check_shape(shape)
-    c, h, w = shape
-    m = re.fullmatch(r"sr(\d+)(-bicubic)?", name)
+    m = re.fullmatch(r"sr([1-9]\d*|0)(-bicubic)?", name)
     key = ("sr-bicubic" if m.group(2) else "sr") if m else name
-    if key not in _PARAMS:
+    if key not in _PARAMS or (key in ("sr", "sr-bicubic") and not m):
         raise TaskError(f"unknown task {name!r}; valid tasks: {', '.join(TASK_NAMES)} (srN: e.g. sr2, sr4, sr4-bicubic)")
+    if m and not 2 <= int(m.group(1)) <= MAX_SR_FACTOR:
+        raise TaskError(f"super-resolution factor must be in [2, {MAX_SR_FACTOR}], got {name!r}")
     unknown = sorted(set(params) - set(_PARAMS[key]))
     if unknown:
         valid = ", ".join(_PARAMS[key]) or "none"
         raise TaskError(f"unknown parameter(s) {', '.join(unknown)} for task {name!r}; valid: {valid}")
+    if window is not None and key not in ("sr-bicubic", "deblur-gauss", "deblur-uniform"):
+        raise TaskError(f"window: only for {', '.join(WINDOWED_TASKS)} (a tile of another task is the task's "
+                        f"operator on the tile), not {name!r}")
+    shape = _check_shape(shape)
+    c, h, w = shape
 
     if m:
         factor = int(m.group(1))
-        if factor < 2:
-            raise TaskError(f"super-resolution factor must be >= 2, got {name!r}")
         if h % factor or w % factor:
             raise ShapeError(f"task {name!r} needs height and width divisible by {factor}; got {h}x{w}")
         if key == "sr":
             op: SVDOperator = BlockAverage(shape, factor)
         else:
-            op = Separable(shape, bicubic_down_matrix(h, factor), bicubic_down_matrix(w, factor))
+            op = _separable(shape, lambda n, rows: bicubic_down_matrix(n, factor, rows), factor, window)
     elif key == "denoise":
         op = Identity(shape)
     elif key == "colorize":
@@ -154,11 +191,11 @@ def make_operator(name: str, shape: tuple[int, int, int], **params: Any) -> SVDO
             raise TaskError(f"deblur-gauss width must be > 0, got {params.get('width')!r}")
         size = _odd_size(params.get("size", 2 * math.ceil(3 * width) + 1), "deblur-gauss")
         k = gaussian_kernel(size, width)
-        op = Separable(shape, conv_matrix(k, h), conv_matrix(k, w))
+        op = _separable(shape, lambda n, rows: conv_matrix(k, n, rows), 1, window)
     elif key == "deblur-uniform":
         size = _odd_size(params.get("size", 9), "deblur-uniform")
         k = uniform_kernel(size)
-        op = Separable(shape, conv_matrix(k, h), conv_matrix(k, w))
+        op = _separable(shape, lambda n, rows: conv_matrix(k, n, rows), 1, window)
     else:  # matrix
         if params.get("matrix") is None:
             raise TaskError("task 'matrix' needs matrix=<(M, C*H*W) array>")

@@ -44,6 +44,9 @@ class SVDOperator(ABC):
 
     #: task name, set by :func:`pnp_rgm.operators.make_operator`
     name: str = "operator"
+    #: an operator of a window of a larger image (``make_operator(..., window=...)``): the slices
+    #: ``(rows, cols)`` of its input that are the window's own clean pixels; ``None``: all of it
+    crop = None
 
     def __init__(self, in_shape: tuple[int, int, int], out_shape: tuple[int, int, int]):
         self.in_shape = tuple(int(v) for v in in_shape)
@@ -160,8 +163,8 @@ class SVDOperator(ABC):
         """Mask of the singular values treated as non-zero: ``s > rcond * max(s)`` (``rcond=None``:
         :meth:`default_rcond` of the data's ``dtype``, by default ``s``'s)."""
         rcond = self.default_rcond(dtype or s.dtype) if rcond is None else float(rcond)
-        if not rcond >= 0:
-            raise TaskError(f"rcond must be >= 0, got {rcond}")
+        if not 0 <= rcond < 1:  # rcond >= 1 would drop every singular value
+            raise TaskError(f"rcond must be in [0, 1), got {rcond}")
         return s > rcond * s.max()
 
     def pinv(self, y: torch.Tensor, rcond: float | None = None) -> torch.Tensor:

@@ -237,16 +237,18 @@ class MatrixOperator(SVDOperator):
 
 
 # --------------------------------------------------------------------------- 1-D factors
-def conv_matrix(kernel: np.ndarray, n: int) -> np.ndarray:
+def conv_matrix(kernel: np.ndarray, n: int, rows: tuple[int, int] | None = None) -> np.ndarray:
     """``n × n`` matrix of the 'same'-size correlation with an odd-length kernel, zero boundary:
-    ``(A x)[i] = Σ_t kernel[t] · x[i + t − c]`` with ``c = len(kernel) // 2``."""
+    ``(A x)[i] = Σ_t kernel[t] · x[i + t − c]`` with ``c = len(kernel) // 2``.
+    ``rows = (start, stop)``: only those rows, ``(stop − start) × n`` (a tile of a large image)."""
     kernel = np.asarray(kernel, dtype=np.float64)
     c = len(kernel) // 2
-    a = np.zeros((n, n))
+    r0, r1 = (0, n) if rows is None else rows
+    a = np.zeros((r1 - r0, n))
     for t, kv in enumerate(kernel):
         off = t - c
-        i = np.arange(max(0, -off), min(n, n - off))
-        a[i, i + off] += kv
+        i = np.arange(max(r0, -off), min(r1, n - off))
+        a[i - r0, i + off] += kv
     return a
 
 
@@ -271,21 +273,22 @@ def _cubic(x: np.ndarray, a: float = -0.5) -> np.ndarray:
     )
 
 
-def bicubic_down_matrix(n: int, factor: int) -> np.ndarray:
+def bicubic_down_matrix(n: int, factor: int, rows: tuple[int, int] | None = None) -> np.ndarray:
     """``(n/factor) × n`` matrix of antialiased bicubic downsampling (MATLAB ``imresize`` rule).
 
     Output sample ``i`` sits at input coordinate ``(i + ½)·factor − ½``; the cubic kernel is
     stretched by ``factor`` (support ``±2·factor``), taps beyond the border are mirrored
     (symmetric padding) and each row is normalized to sum to 1.
+    ``rows = (start, stop)``: only those output samples, ``(stop − start) × n``.
     """
-    m = n // factor
-    a = np.zeros((m, n))
-    for i in range(m):
+    r0, r1 = (0, n // factor) if rows is None else rows
+    a = np.zeros((r1 - r0, n))
+    for i in range(r0, r1):
         center = (i + 0.5) * factor - 0.5
         j = np.arange(math.floor(center - 2 * factor), math.ceil(center + 2 * factor) + 1)
         wts = _cubic((j - center) / factor)
         j = np.mod(j, 2 * n)  # symmetric extension has period 2n
         j = np.where(j >= n, 2 * n - 1 - j, j)
-        np.add.at(a[i], j, wts)
-        a[i] /= a[i].sum()
+        np.add.at(a[i - r0], j, wts)
+        a[i - r0] /= a[i - r0].sum()
     return a

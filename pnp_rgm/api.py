@@ -20,9 +20,9 @@ import torch
 from pnp_rgm.errors import ShapeError, TaskError, as_number
 from pnp_rgm.pnp import RGMDRSConfig, rgm_prior_step
 from pnp_rgm.solvers import denoiser_prior_step, drs
-from pnp_rgm.tasks import (BASELINES, OPERATOR_KEYS, clean_shape, initial_estimate, make_task_operator,
+from pnp_rgm.tasks import (BASELINES, OPERATOR_KEYS, check_task, clean_shape, initial_estimate, make_task_operator,
                            restore_baseline, sr_factor)
-from pnp_rgm.tiling import TileSpec, restore_tiled
+from pnp_rgm.tiling import Tile, TileSpec, restore_tiled
 
 ArrayOrTensor = Union[np.ndarray, torch.Tensor]
 
@@ -38,7 +38,7 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if dev is None or dev.type not in ("cpu", "cuda"):
         raise TaskError(f"unknown device {str(device)!r}; valid: auto, cpu, cuda")
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise TaskError("device 'cuda' requested but no CUDA GPU is available; use --device cpu or auto")
+        raise TaskError(f"device {str(device)!r} requested but no CUDA GPU is available; use --device cpu or auto")
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
         raise TaskError(f"device {str(device)!r}: this machine has {torch.cuda.device_count()} GPU(s), "
                         f"cuda:0 to cuda:{torch.cuda.device_count() - 1}")
@@ -56,7 +56,7 @@ def _rgm_config(settings: dict[str, Any]) -> RGMDRSConfig:
         default = getattr(defaults, k)
         try:
             if isinstance(default, tuple):
-                vals[k] = tuple(int(j) for j in (v if isinstance(v, (list, tuple)) else [v]))
+                vals[k] = tuple(as_number(k, j, int) for j in (v if isinstance(v, (list, tuple)) else [v]))
             elif isinstance(default, str):
                 vals[k] = str(v)
             elif isinstance(default, bool):
@@ -64,10 +64,12 @@ def _rgm_config(settings: dict[str, Any]) -> RGMDRSConfig:
                     raise ValueError(v)
                 vals[k] = v
             else:
-                vals[k] = type(default)(v)
+                vals[k] = as_number(k, v, type(default))
+        except TaskError:
+            raise
         except (TypeError, ValueError):
-            kind = {bool: "boolean (true/false)", int: "integer", float: "number"}.get(type(default), type(default).__name__)
-            raise TaskError(f"setting {k}={v!r} must be a {kind}") from None
+            kind = {bool: "a boolean (true/false)"}.get(type(default), f"a {type(default).__name__}")
+            raise TaskError(f"setting {k}={v!r} must be {kind}") from None
     return RGMDRSConfig(**vals)
 
 
@@ -91,11 +93,16 @@ class Restorer:
                  **settings: Any) -> None:
         from pnp_rgm.presets import preset_for
 
+        if not isinstance(task, str):
+            raise TaskError(f"task must be a task name (a string such as 'sr4'), got {task!r}")
+        check_task(task)
+        if prior is not None and not isinstance(prior, (str, os.PathLike)) and not _is_prior(prior):
+            raise TaskError(f"prior must be a name, a checkpoint folder or a loaded Prior, got {prior!r}")
         preset = preset_for(task)
         explicit = prior is not None
         if not explicit:  # the task's preset (pnp_rgm/presets.yaml); explicit settings win
             prior, settings = preset.prior, {**preset.settings, **settings}
-        sigma = float(sigma)
+        sigma = as_number("sigma", sigma)
         if not 0.0 <= sigma <= 1.0:
             raise TaskError(f"sigma must be in [0, 1] (image units; 25/255 = 0.098), got {sigma}")
         if task == "denoise" and sigma == 0:
@@ -103,7 +110,10 @@ class Restorer:
         from pnp_rgm.priors import check_precision
 
         check_precision(precision)  # here too for the prior-free methods, which never set it
-        self.task, self.sigma, self.seed = task, sigma, int(seed)
+        seed = as_number("seed", seed, int)
+        if not 0 <= seed < 2**63:
+            raise TaskError(f"seed must be an integer in [0, 2**63), got {seed}")
+        self.task, self.sigma, self.seed = task, sigma, seed
         self.device = resolve_device(device)
         self.op_params = {k: settings.pop(k) for k in list(settings) if k in OPERATOR_KEYS}
         self.max_pixels = as_number("max_pixels", max_pixels, int)
@@ -114,7 +124,7 @@ class Restorer:
         tile, overlap = as_number("tile", tile, int), as_number("overlap", overlap, int)
         side = min(tile, max(8, math.isqrt(self.max_pixels) // n))
         if side < tile:  # a tile shrunk to the budget keeps a valid overlap
-            overlap = min(overlap, max(0, (side - 1) // 2))
+            overlap = min(overlap, max(0, side // 2 - 1))
         self.tiles = TileSpec(side, overlap)
         # validate the task name and its operator parameters once, on a tiny shape
         probe = dict(self.op_params)
@@ -159,8 +169,14 @@ class Restorer:
             self.settings = settings
 
     # ------------------------------------------------------------------ core
-    def _restore_one(self, y: torch.Tensor, mask: np.ndarray | None, callback=None) -> torch.Tensor:
-        op = make_task_operator(self.task, tuple(y.shape[1:]), mask=mask, **self.op_params)
+    def _restore_one(self, y: torch.Tensor, mask: np.ndarray | None, tile: Tile | None = None,
+                     callback=None) -> torch.Tensor:
+        """Restore ``y`` whole, or as ``tile`` of a larger observation (its own clean pixels)."""
+        op = make_task_operator(self.task, tuple(y.shape[1:]), mask=mask, tile=tile, **self.op_params)
+        x = self._solve(op, y, callback)
+        return x if op.crop is None else x[..., op.crop[0], op.crop[1]]
+
+    def _solve(self, op, y: torch.Tensor, callback=None) -> torch.Tensor:
         if self.method == "none":
             return restore_baseline(op, y, "none", **self.settings)
         if self.method == "tv":
@@ -181,42 +197,78 @@ class Restorer:
     @torch.no_grad()
     def restore_tensor(self, y: torch.Tensor, mask: np.ndarray | None = None, progress=None,
                        callback=None) -> torch.Tensor:
-        """``y``: ``(B, C', H, W)`` observation -> ``(B, C, H', W')`` restoration in [0, 1].
+        """``y``: ``(B, C', H, W)`` observation -> ``(B, C, H', W')`` float32 restoration in [0, 1].
 
-        ``callback(state)`` gets the :class:`~pnp_rgm.solvers.DRSState` after every DRS iteration of
-        an untiled run (e.g. :class:`~pnp_rgm.solvers.PSNRTrace` against a known ground truth);
-        returning ``False`` stops early. A tiled run has no whole-image iterate, so a callback there
-        is an error. ``progress(done, total)`` is called after each tile of a tiled run."""
+        The images of a batch are restored one after another, each as if alone (its result does
+        not depend on the rest of the batch). ``callback(state)`` gets the
+        :class:`~pnp_rgm.solvers.DRSState` after every DRS iteration of an untiled run (e.g.
+        :class:`~pnp_rgm.solvers.PSNRTrace` against a known ground truth); returning ``False``
+        stops early. A tiled run has no whole-image iterate, so a callback there is an error.
+        ``progress(done, total)`` is called after each tile of a tiled run."""
         if not isinstance(y, torch.Tensor) or y.dim() != 4:
             raise ShapeError(f"observation must be a (B, C, H, W) tensor, got {getattr(y, 'shape', type(y).__name__)}")
+        if y.numel() == 0:
+            raise ShapeError(f"observation is empty: shape {tuple(y.shape)}")
+        if callback is not None and not callable(callback):
+            raise TaskError(f"callback must be callable (state -> bool | None), got {callback!r}")
+        if not y.is_floating_point():
+            raise ShapeError(f"observation tensor must be floating point in [0, 1], got {y.dtype} "
+                             "(divide uint8 data by 255)")
         if not torch.isfinite(y).all():
             raise ShapeError(f"observation has {int((~torch.isfinite(y)).sum())} NaN or infinite value(s); "
                              "give finite values in [0, 1] (noisy observations may stray a little outside)")
+        # noisy observations stray outside [0, 1], but not by far more than their noise
+        slack = max(0.5, 6.0 * self.sigma)
+        lo, hi = float(y.min()), float(y.max())
+        if lo < -slack or hi > 1.0 + slack:
+            raise ShapeError(f"observation values must be in [0, 1] (noise may add up to {slack:g}); got "
+                             f"[{lo:.4g}, {hi:.4g}] (8-bit data: divide by 255)")
+        if self.task == "colorize" and y.shape[1] == 3:  # a gray image stored as RGB, as arrays may be
+            if not torch.allclose(y, y[:, :1].expand_as(y), atol=1.5 / 255, rtol=0):
+                raise ShapeError("task 'colorize' needs a grayscale image (1 channel or RGB with equal channels); "
+                                 "this image has distinct colour channels")
+            y = y[:, :1]
         if self.task == "inpaint" and mask is None:
             raise TaskError("task 'inpaint' needs a mask (1 = known pixel)")
         if mask is not None:
-            mask = np.asarray(mask).astype(bool)
-            if mask.shape[-2:] != tuple(y.shape[-2:]):
-                raise ShapeError(f"mask has shape {mask.shape}; the observation is {tuple(y.shape[-2:])}")
+            mask = _known_mask(mask, tuple(y.shape[-2:]))
         c, h, w = clean_shape(self.task, tuple(y.shape[1:]))
         y = y.to(self.device, torch.float32)
-        if h * w <= self.max_pixels:
-            out = self._restore_one(y, mask, callback)
-        elif callback is not None:
-            raise TaskError(f"a callback needs an untiled run: the restored image has {h}x{w} pixels, more than "
-                            f"max_pixels={self.max_pixels}; raise max_pixels or drop the callback")
-        else:
-            out = restore_tiled(y, sr_factor(self.task) or 1, c, self._restore_one, self.tiles, mask=mask,
-                                progress=progress)
-        return out.to(torch.float32)
+        chains = getattr(getattr(self, "config", None), "samples", 1)  # a learned prior's chains run side by side
+        outs = []
+        for i in range(y.shape[0]):
+            yi = y[i:i + 1]
+            if h * w * chains <= self.max_pixels:
+                outs.append(self._restore_one(yi, mask, callback=callback))
+            elif callback is not None:
+                raise TaskError(f"a callback needs an untiled run: the restored image has {h}x{w} pixels "
+                                f"(x {chains} samples), more than max_pixels={self.max_pixels}; raise max_pixels "
+                                "or drop the callback")
+            else:
+                outs.append(restore_tiled(yi, sr_factor(self.task) or 1, c, self._restore_one, self.tiles,
+                                          mask=mask, progress=progress))
+        return torch.cat(outs).to(torch.float32)
 
     def __call__(self, observation: ArrayOrTensor, mask: np.ndarray | None = None, callback=None) -> ArrayOrTensor:
-        """Restore an ``H×W×C`` float array in [0, 1] (returns the same kind) or a ``(B, C, H, W)`` tensor;
-        ``callback`` as in :meth:`restore_tensor`."""
+        """Restore an ``H×W×C`` (or ``H×W``) array in [0, 1] — float, or uint8/uint16 scaled by
+        1/255 or 1/65535 — into a C-contiguous float32 ``H'×W'×C'`` array (``H'×W'`` when the input
+        was 2-D and the output has one channel), or a floating ``(B, C, H, W)`` tensor into one of
+        its dtype and device; ``callback`` as in :meth:`restore_tensor`."""
         if isinstance(observation, torch.Tensor):
-            return self.restore_tensor(observation, mask, callback=callback).to(observation.device)
-        arr = np.asarray(observation, dtype=np.float32)
-        if arr.ndim == 2:
+            out = self.restore_tensor(observation, mask, callback=callback)
+            dtype = observation.dtype if observation.is_floating_point() else torch.float32
+            return out.to(observation.device, dtype)
+        if isinstance(observation, (str, os.PathLike)):
+            raise ShapeError(f"observation must be an image array or tensor, got the path {str(observation)!r} "
+                             "(read it with pnp_rgm.io.read_image)")
+        arr = np.asarray(observation)
+        if arr.dtype in (np.uint8, np.uint16):
+            arr = arr.astype(np.float32) / np.iinfo(arr.dtype).max
+        elif arr.dtype.kind not in "fiub":
+            raise ShapeError(f"observation must be a numeric image array, got dtype {arr.dtype}")
+        arr = arr.astype(np.float32)
+        flat = arr.ndim == 2
+        if flat:
             arr = arr[:, :, None]
         if arr.ndim != 3:
             raise ShapeError(f"observation array must be H x W or H x W x C, got shape {arr.shape}")
@@ -225,7 +277,33 @@ class Restorer:
 
             arr = grayscale_observation(arr)
         y = torch.from_numpy(arr.transpose(2, 0, 1).copy())[None]
-        return self.restore_tensor(y, mask, callback=callback)[0].permute(1, 2, 0).cpu().numpy()
+        out = self.restore_tensor(y, mask, callback=callback)[0].permute(1, 2, 0).cpu().numpy()
+        return np.ascontiguousarray(out[..., 0] if flat and out.shape[-1] == 1 else out)
+
+
+def _is_prior(obj: Any) -> bool:
+    from pnp_rgm.priors import Prior
+
+    return isinstance(obj, Prior)
+
+
+def _known_mask(mask: Any, hw: tuple[int, int]) -> np.ndarray:
+    """An inpainting mask (1/True = known) as a boolean array: booleans, or numbers in [0, 1]
+    thresholded at 0.5 (as the CLI reads a mask image)."""
+    if isinstance(mask, torch.Tensor):
+        mask = mask.detach().cpu().numpy()
+    mask = np.asarray(mask)
+    if mask.shape[-2:] != hw:
+        raise ShapeError(f"mask has shape {mask.shape}; the observation is {hw}")
+    if mask.dtype == bool:
+        return mask
+    if mask.dtype.kind not in "iuf":
+        raise ShapeError(f"mask must be boolean or numbers in [0, 1] (1 = known), got dtype {mask.dtype}")
+    m = mask.astype(np.float64)
+    if not np.isfinite(m).all() or m.min() < 0 or m.max() > 1:
+        raise ShapeError(f"mask values must be in [0, 1] (1 = known, thresholded at 0.5), got "
+                         f"[{np.nanmin(m):g}, {np.nanmax(m):g}]" + (" and NaN" if np.isnan(m).any() else ""))
+    return m > 0.5
 
 
 def restore(observation: ArrayOrTensor, task: str = "sr4", prior: Any = None, sigma: float = 0.0,

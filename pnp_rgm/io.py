@@ -466,6 +466,29 @@ def _temp_path(target: Path) -> tuple[Path, int]:
         return tmp, fd
 
 
+def check_image_output(path: PathLike, bits: int = 8) -> tuple[Path, str]:
+    """The checks :func:`write_image` makes of ``path`` and ``bits`` before any data (extension,
+    bit depth), so a command can refuse a bad output name before it computes the image. Returns
+    the path and the format's name."""
+    p = _check_path(path, "write")
+    where = f"'{p}'"
+    ext = p.suffix.lower()
+    if ext not in WRITE_EXTENSIONS:
+        valid = ", ".join(WRITE_EXTENSIONS)
+        raise ImageError(
+            f"cannot write image {where}: unknown extension {p.suffix!r}; valid: {valid}"
+        )
+    fmt, depths = WRITE_EXTENSIONS[ext]
+    if isinstance(bits, bool) or bits not in (8, 16):
+        raise ImageError(f"cannot write image {where}: bits={bits!r} is not valid; use 8 or 16")
+    if bits not in depths:
+        raise ImageError(
+            f"cannot write image {where}: {fmt} supports only 8 bits per sample, got bits={bits}; "
+            "use .png or .tif for 16-bit output"
+        )
+    return p, fmt
+
+
 def write_image(
     path: PathLike, image: np.ndarray | torch.Tensor, *, bits: int = 8, overwrite: bool = False
 ) -> Path:
@@ -493,22 +516,8 @@ def write_image(
         ShapeError: the image shape is not one of the accepted layouts.
         OutputExistsError: ``path`` exists and ``overwrite`` is false.
     """
-    p = _check_path(path, "write")
+    p, fmt = check_image_output(path, bits)
     where = f"'{p}'"
-    ext = p.suffix.lower()
-    if ext not in WRITE_EXTENSIONS:
-        valid = ", ".join(WRITE_EXTENSIONS)
-        raise ImageError(
-            f"cannot write image {where}: unknown extension {p.suffix!r}; valid: {valid}"
-        )
-    fmt, depths = WRITE_EXTENSIONS[ext]
-    if isinstance(bits, bool) or bits not in (8, 16):
-        raise ImageError(f"cannot write image {where}: bits={bits!r} is not valid; use 8 or 16")
-    if bits not in depths:
-        raise ImageError(
-            f"cannot write image {where}: {fmt} supports only 8 bits per sample, got bits={bits}; "
-            "use .png or .tif for 16-bit output"
-        )
     q = _quantize(_as_hwc(image, where), bits)
 
     if p.is_dir():

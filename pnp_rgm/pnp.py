@@ -32,6 +32,10 @@ from pnp_rgm.errors import TaskError
 from pnp_rgm.solvers import PriorStep
 
 
+#: network calls per image a solver configuration may ask for (the presets use 8 to 32)
+MAX_CALLS = 10_000
+
+
 @dataclass(frozen=True)
 class RGMDRSConfig:
     """Parameters of RGM-DRS (see module docstring). ``levels`` are 1-based steps of the prior's
@@ -60,8 +64,8 @@ class RGMDRSConfig:
             raise TaskError(f"alpha must be in (0, 1], got {self.alpha}")
         if not self.lam > 0:
             raise TaskError(f"lam must be > 0, got {self.lam}")
-        if not self.nu >= 0:
-            raise TaskError(f"nu must be >= 0, got {self.nu}")
+        if not 0 <= self.nu < float("inf"):
+            raise TaskError(f"nu must be a finite number >= 0, got {self.nu}")
         if self.z not in ("random", "zero"):
             raise TaskError(f"z must be 'random' or 'zero', got {self.z!r}")
         if self.samples < 1:
@@ -70,6 +74,9 @@ class RGMDRSConfig:
             raise TaskError(f"ensemble must be 1, 2, 4 or 8 (orientations averaged per prior call), got {self.ensemble}")
         if self.steps < 0:
             raise TaskError(f"steps must be >= 0 (0 = the prior's own levels), got {self.steps}")
+        if self.calls > MAX_CALLS:
+            raise TaskError(f"outer x steps x ensemble x samples = {self.calls} network calls per image; "
+                            f"at most {MAX_CALLS}")
         if not 0.0 <= self.sigma_min <= self.sigma_max <= 1.0:
             raise TaskError(f"need 0 <= sigma_min <= sigma_max <= 1, got sigma_min={self.sigma_min}, "
                             f"sigma_max={self.sigma_max}")

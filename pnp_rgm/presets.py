@@ -15,7 +15,7 @@ import yaml
 from pnp_rgm.errors import ConfigError
 
 PRESETS_FILE = Path(__file__).resolve().parent / "presets.yaml"
-_TASK = re.compile(r"default|denoise|colorize|inpaint|deblur-gauss|deblur-uniform|sr\d+(-bicubic)?")
+_TASK = re.compile(r"default|denoise|colorize|inpaint|deblur-gauss|deblur-uniform|sr[1-9]\d*(-bicubic)?")
 
 
 @dataclass(frozen=True)

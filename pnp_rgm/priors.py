@@ -182,6 +182,16 @@ class Prior:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
+    def _run(self, call):
+        """``call()`` in the compute precision. bf16 CPU kernels have returned NaN on some thin
+        shapes (a 1- or 2-pixel-wide feature map in GroupNorm, seen on a 600×8 input under the
+        ensemble's rotations), so a non-finite bf16 result is computed again in fp32."""
+        with self._compute():
+            out = call()
+        if self.amp_dtype is not None and not bool(torch.isfinite(out).all()):
+            out = call()
+        return out
+
     def noise_levels(self) -> torch.Tensor:
         """(K,) sigma_k / (2 a_k): the [0, 1]-unit Gaussian noise level equivalent to each step."""
         return (self.process.noise_to_signal()[1:] / 2).float()
@@ -242,8 +252,8 @@ class Prior:
         self._restorer("restore")
         x_k = self._check(x_k, "x_k")
         kk = self._k(k, x_k.shape[0])
-        with self._compute():
-            out = restore_step(self.generator, self.process, x_k, kk, self._z(z, x_k.shape[0]))
+        zz = self._z(z, x_k.shape[0])
+        out = self._run(lambda: restore_step(self.generator, self.process, x_k, kk, zz))
         return from_net(out.float())
 
     def denoise(self, x: torch.Tensor, sigma, z=None, generator: Optional[torch.Generator] = None) -> torch.Tensor:
@@ -272,8 +282,8 @@ class Prior:
                 xn = xn * known
             if self.spectral is not None:  # a blurred-data teacher: the input as its data showed it
                 xn = self.view(xn, torch.log(s2), generator)
-            with self._compute():
-                out = self.generator(xn, torch.log(s2), self._z(z, b), mask=known)
+            zz = self._z(z, b)
+            out = self._run(lambda: self.generator(xn, torch.log(s2), zz, mask=known))
             return from_net(out.float())
         if self.process.max_level:
             raise PnpRgmError(f"denoise: a multiscale prior ({self.process.name}) cannot denoise; use a noise-process or MMSE prior")

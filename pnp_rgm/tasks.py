@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from pnp_rgm.errors import ShapeError, TaskError, as_number
-from pnp_rgm.operators import Inpaint, SVDOperator, fill_missing, make_operator, observe
+from pnp_rgm.operators import WINDOWED_TASKS, Inpaint, SVDOperator, fill_missing, make_operator, observe
 from pnp_rgm.solvers import DRSState, drs, tv_prior_step
+
+if TYPE_CHECKING:
+    from pnp_rgm.tiling import Tile
 
 #: task names accepted by ``restore``/``degrade`` (srN stands for any integer factor >= 2)
 TASKS = ("denoise", "sr2", "sr4", "sr8", "srN", "srN-bicubic", "colorize", "inpaint", "deblur-gauss", "deblur-uniform")
@@ -29,9 +32,19 @@ BASELINES = ("none", "tv", "bm3d")
 BM3D_SETTINGS = ("outer", "steps", "sigma_max", "sigma_min", "alpha", "lam")
 
 
+_TASK_NAME = re.compile(r"denoise|colorize|inpaint|deblur-gauss|deblur-uniform|sr\d+(-bicubic)?")
+
+
+def check_task(task: str) -> None:
+    """A :class:`TaskError` listing :data:`TASKS` unless ``task`` names one (an ``srN`` factor out of
+    range is left to the operator, which names the valid factors)."""
+    if not isinstance(task, str) or not _TASK_NAME.fullmatch(task) or re.fullmatch(r"sr0\d+.*", task):
+        raise TaskError(f"unknown task {task!r}; valid tasks: {', '.join(TASKS)} (srN: e.g. sr2, sr4, sr4-bicubic)")
+
+
 def sr_factor(task: str) -> int | None:
     """The integer factor of an ``srN``/``srN-bicubic`` task, else ``None``."""
-    m = re.fullmatch(r"sr(\d+)(-bicubic)?", task)
+    m = re.fullmatch(r"sr([1-9]\d*|0)(-bicubic)?", task)
     return int(m.group(1)) if m else None
 
 
@@ -86,10 +99,7 @@ class TVConfig:
             raise TaskError(f"unknown setting(s) {', '.join(bad)} for prior 'tv'; valid: {', '.join(sorted(valid))}")
         vals = {f.name: getattr(base, f.name) for f in fields(cls)}
         for k, v in overrides.items():
-            try:
-                vals[k] = type(vals[k])(v)
-            except (TypeError, ValueError):
-                raise TaskError(f"setting {k}={v!r} must be a {type(vals[k]).__name__}") from None
+            vals[k] = as_number(k, v, type(vals[k]))
         return cls(**vals)
 
 
@@ -116,13 +126,22 @@ def restore_baseline(op: SVDOperator, y: torch.Tensor, method: str = "tv", sigma
 
 
 def make_task_operator(task: str, obs_shape: tuple[int, int, int], mask: np.ndarray | None = None,
-                       **params: Any) -> SVDOperator:
-    """The operator of ``task`` for an observation of shape ``obs_shape`` (``(C, H, W)``)."""
+                       tile: "Tile | None" = None, **params: Any) -> SVDOperator:
+    """The operator of ``task`` for an observation of shape ``obs_shape`` (``(C, H, W)``).
+
+    ``tile`` (a :class:`~pnp_rgm.tiling.Tile` of a larger observation, whose piece ``obs_shape``
+    and ``mask`` are): the exact operator of the tile's observation pixels. Its ``crop`` (two
+    slices, or ``None`` when the input is the tile's own clean pixels) says which of its
+    restored pixels are the tile's."""
     if task == "inpaint" and mask is not None:
         params = {k: v for k, v in params.items() if k not in ("missing", "box", "seed")}
         params["mask"] = mask
     elif mask is not None:
         raise TaskError(f"a mask is only used by task 'inpaint', not {task!r}")
+    n = sr_factor(task)
+    if tile is not None and (task in WINDOWED_TASKS or (n is not None and task.endswith("-bicubic"))):
+        full = clean_shape(task, (obs_shape[0], tile.image_height, tile.image_width))
+        return make_operator(task, full, window=tile.window, **params)
     return make_operator(task, clean_shape(task, obs_shape), **params)
 
 

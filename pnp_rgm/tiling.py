@@ -1,11 +1,13 @@
 """Restoring images of any size with bounded memory: overlapping tiles, blended without seams.
 
 Tiles are cut in the *observation* domain and mapped to the clean domain through the task's
-geometry (``srN``: N× larger, other tasks: same size), so every tile is an exact sub-problem
-of the same operator family. Each tile is restored with an operator built for its own shape
-(and, for inpainting, its own piece of the mask); its outer ``overlap`` pixels — where a
-zero-boundary blur tile or a context-starved prior is least reliable — are dropped (outer half)
-or faded in (inner half). Weights are separable; the output is the weighted sum divided by the
+geometry (``srN``: N× larger, other tasks: same size), so every tile is an exact sub-problem:
+the tile's observation pixels and the operator rows that made them. For pixel- and block-local
+operators that is the task's operator on the tile's shape (and, for inpainting, its own piece of
+the mask); a blur or a bicubic filter also reaches clean pixels outside the tile, so its tile
+problem runs over those too (:func:`pnp_rgm.operators.make_operator`'s ``window``) and only the
+tile's own pixels are kept. Each tile's outer ``overlap`` pixels — where a context-starved prior
+is least reliable — are dropped (outer half) or faded in (inner half). Weights are separable; the output is the weighted sum divided by the
 summed weights, so any overlap blends smoothly.
 """
 from __future__ import annotations
@@ -18,8 +20,29 @@ import torch
 
 from pnp_rgm.errors import TaskError
 
-#: ``restore_tile(y_tile, mask_tile) -> x_tile`` with y ``(B, C', h, w)`` and x ``(B, C, h·s, w·s)``
-TileFn = Callable[[torch.Tensor, Optional[np.ndarray]], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One tile: ``top``, ``left``, ``height``, ``width`` in observation pixels of an
+    ``image_height × image_width`` observation."""
+
+    top: int
+    left: int
+    height: int
+    width: int
+    image_height: int
+    image_width: int
+
+    @property
+    def window(self) -> tuple[tuple[int, int], tuple[int, int]]:
+        """``((top, bottom), (left, right))``, the ``window`` of :func:`pnp_rgm.operators.make_operator`."""
+        return (self.top, self.top + self.height), (self.left, self.left + self.width)
+
+
+#: ``restore_tile(y_tile, mask_tile, tile) -> x_tile`` with y ``(B, C', h, w)`` and x ``(B, C, h·s, w·s)``,
+#: the restoration of the tile's own clean pixels
+TileFn = Callable[[torch.Tensor, Optional[np.ndarray], Tile], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -86,7 +109,7 @@ def restore_tiled(y: torch.Tensor, scale: int, out_channels: int, restore_tile: 
     for i, (top, left, th, tw) in enumerate(boxes):
         y_t = y[..., top:top + th, left:left + tw]
         m_t = None if mask is None else mask[..., top:top + th, left:left + tw]
-        x_t = restore_tile(y_t, m_t).to("cpu", torch.float64)
+        x_t = restore_tile(y_t, m_t, Tile(top, left, th, tw, h, w)).to("cpu", torch.float64)
         # ramps only on edges shared with another tile
         wy = _ramp(th * scale, ov if top > 0 else 0, ov if top + th < h else 0)
         wx = _ramp(tw * scale, ov if left > 0 else 0, ov if left + tw < w else 0)

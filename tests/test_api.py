@@ -353,3 +353,91 @@ def test_precision_auto_is_bf16_only_where_the_cpu_has_it(monkeypatch):
     assert b.dtype == torch.float32 and 0 < float((a - b).abs().max()) < 0.05  # bf16 ran, and stayed close
     with pytest.raises(TaskError, match="precision must be one of auto, fp32, bf16, got 'fp8'"):
         Restorer("sr2", "none", precision="fp8")
+
+
+# ------------------------------------------------------------------ what an API audit found
+def test_uint8_is_scaled_and_values_far_outside_unit_range_are_refused(photo):
+    y = (photo[::4, ::4] * 255).round().astype(np.uint8)
+    a = restore(y, task="sr4", prior="none")
+    assert np.allclose(a, restore(y.astype(np.float32) / 255, task="sr4", prior="none"), atol=1e-6)
+    with pytest.raises(ShapeError, match=r"must be in \[0, 1\].*divide by 255"):
+        restore(y.astype(np.float32), task="sr4", prior="none")  # 0-255 floats
+    with pytest.raises(ShapeError, match="floating point"):
+        restore(torch.from_numpy(y.transpose(2, 0, 1).copy())[None], task="sr4", prior="none")
+    noisy = photo + np.random.default_rng(0).normal(0, 0.2, photo.shape).astype(np.float32)
+    assert restore(noisy, task="denoise", prior="none", sigma=0.2).shape == photo.shape  # noise strays outside
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"steps": 2.5}, "steps must be an integer, got 2.5"), ({"steps": True}, "steps must be an integer"),
+    ({"samples": 2.7}, "samples must be an integer"), ({"levels": [1.5]}, "levels must be an integer"),
+    ({"nu": float("inf")}, "nu must be a finite number"), ({"steps": 100000}, "network calls per image"),
+    ({"seed": 1.5}, "seed must be an integer"), ({"seed": 2**70}, r"seed must be an integer in \[0, 2\*\*63\)"),
+    ({"sigma": "abc"}, "sigma must be a number"), ({"task": None}, "task must be a task name"),
+    ({"task": "sr04"}, "unknown task 'sr04'"), ({"prior": 5}, "prior must be a name"),
+])
+def test_bad_arguments_are_one_line_typed_errors(kwargs, match):
+    args = {"task": "sr2", "prior": tiny_mmse_prior(), **kwargs}
+    with pytest.raises(TaskError, match=match):
+        restore(np.full((4, 4, 3), 0.5, np.float32), device="cpu", **args)
+
+
+def test_bad_observations_and_callbacks_are_typed_errors():
+    with pytest.raises(ShapeError, match="path"):
+        restore("foo.png", task="sr2", prior="none")
+    with pytest.raises(ShapeError, match="empty"):
+        restore(torch.zeros(0, 3, 8, 8), task="sr2", prior="none")
+    with pytest.raises(TaskError, match="callback must be callable"):
+        restore(np.full((4, 4, 3), 0.5, np.float32), task="sr2", prior="tv", callback=5)
+    with pytest.raises(TaskError, match=r"rcond must be in \[0, 1\)"):
+        restore(np.full((4, 4, 3), 0.5, np.float32), task="sr2", prior="none", rcond=5)
+
+
+def test_mask_values_are_checked_and_thresholded_like_the_cli():
+    rng = np.random.default_rng(0)
+    y, m = rng.random((8, 8, 3)).astype(np.float32), rng.random((8, 8)) > 0.5
+    ref = restore(y * m[..., None], task="inpaint", prior="none", mask=m)
+    assert np.array_equal(ref, restore(y * m[..., None], task="inpaint", prior="none", mask=np.where(m, 0.7, 0.3)))
+    for bad in (np.where(m, 1.0, -1.0), np.where(m, np.nan, 0.0)):
+        with pytest.raises(ShapeError, match=r"mask values must be in \[0, 1\]"):
+            restore(y, task="inpaint", prior="none", mask=bad)
+
+
+def test_batch_items_do_not_depend_on_the_rest_of_the_batch():
+    prior = tiny_mmse_prior()
+    r = Restorer("colorize", prior, device="cpu", steps=2, nu=1.0)  # stochastic: noise in every call
+    t = torch.rand(2, 1, 16, 16)
+    both = r.restore_tensor(t)
+    assert torch.equal(both[0], r.restore_tensor(t[:1])[0]) and torch.equal(both[1], r.restore_tensor(t[1:])[0])
+    # a gray image stored as RGB is accepted as a tensor too, as it is as an array
+    assert torch.equal(both[:1], r.restore_tensor(t[:1].expand(-1, 3, -1, -1)))
+
+
+def test_outputs_keep_the_inputs_kind(photo):
+    gray = photo[::4, ::4].mean(-1)
+    out = restore(gray, task="sr4", prior="none")
+    assert out.shape == (48, 40) and out.flags.c_contiguous and out.dtype == np.float32
+    t = torch.from_numpy(photo[::4, ::4].transpose(2, 0, 1).copy())[None].double()
+    assert restore(t, task="sr4", prior="none").dtype == torch.float64
+
+
+def test_a_shrunk_tile_of_any_side_keeps_a_valid_overlap():
+    for budget in (22500, 22501, 4096, 5000):
+        r = Restorer("sr4", "none", max_pixels=budget)
+        assert 0 <= r.tiles.overlap < r.tiles.tile // 2
+
+
+def test_a_non_finite_bf16_result_is_computed_again_in_fp32(monkeypatch):
+    # bf16 CPU kernels returned NaN on thin feature maps (a 600x8 input, GroupNorm on 75x1)
+    prior = tiny_mmse_prior()
+    prior.amp_dtype = torch.bfloat16
+    forward, calls = prior.generator.forward, []
+
+    def flaky(*args, **kwargs):
+        out = forward(*args, **kwargs)
+        calls.append(torch.is_autocast_enabled("cpu"))
+        return out * float("nan") if len(calls) == 1 else out
+
+    monkeypatch.setattr(prior.generator, "forward", flaky)
+    out = prior.denoise(torch.rand(1, 3, 8, 8), 0.1)
+    assert torch.isfinite(out).all() and calls == [True, False]

@@ -122,11 +122,22 @@ def test_restore_with_box_mask_fills_hole(photos, tmp_path, capsys):
         (["restore", "--task", "sr4", "{d}/rgb.png", "-o", "{t}/o.png", "--set", "device=cpu"], "use --device"),
         (["restore", "--task", "sr4", "{d}/rgb.png", "-o", "{t}/o.png", "--set", "prior=none"], "use --prior"),
         (["restore", "--task", "sr4", "{d}/rgb.png", "-o", "{t}/o.png", "--set", "task=sr2"], "use --task"),
+        (["restore", "--task", "sr", "{d}/rgb.png", "-o", "{t}/o.png"], "unknown task 'sr'"),
+        (["restore", "--task", "matrix", "{d}/rgb.png", "-o", "{t}/o.png"], "unknown task 'matrix'"),
+        (["restore", "--task", "sr4", "{d}/rgb.png", "-o", "{t}/o.png", "--seed", str(2**70)], "--seed"),
+        (["degrade", "--task", "sr4", "{d}/rgb.png", "-o", "{t}/o.png", "--seed", "-1"], "--seed"),
+        (["restore", "--task", "sr4", "{d}/rgb.png", "{d}/gray.png", "-o", "{t}/o.png"], "must be a folder"),
+        (["restore", "--task", "sr4", "{d}/rgb.png", "-o", "{t}/o.gif"], ".gif"),  # refused before restoring
+        (["restore", "--task", "sr4", "{d}/rgb.png", "-o", "{t}/o.jpg", "--bits", "16"], "only 8 bits"),
+        (["restore", "--task", "sr4", "{d}/rgb.png", "-o", "{t}/o.png", "--set", "steps=1.5"], "steps must be an integer"),
+        (["restore", "--task", "sr4", "{d}/rgb.png", "-o", "{t}/o.png", "--set", "steps=100000"], "network calls"),
+        (["restore", "--task", "sr8", "--simulate", "{d}/tiny.png", "-o", "{t}/o.png"], "needs at least 8x8"),
         (["frobnicate"], "No such command"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(photos, tmp_path, capsys, args, text):
     (photos / "not_an_image.png").write_text("hello")
+    write_image(photos / "tiny.png", np.full((3, 5, 3), 0.5), overwrite=True)
     before = {p: p.stat().st_mtime_ns for p in photos.iterdir()}
     rc, out, err = run(capsys, *[a.format(d=photos, t=tmp_path) for a in args])
     assert rc == 2

@@ -72,7 +72,7 @@ def test_tv_config_defaults_and_overrides():
     assert TVConfig.for_task("sr4", 0.0, iters="7").iters == 7
     with pytest.raises(TaskError, match="unknown setting"):
         TVConfig.for_task("sr4", 0.0, foo=1)
-    with pytest.raises(TaskError, match="must be a int"):
+    with pytest.raises(TaskError, match="must be an integer"):
         TVConfig.for_task("sr4", 0.0, iters="many")
 
 
