@@ -9,6 +9,11 @@
 * ``grid.png`` — per image: observation (nearest-upsampled to the output size) | each method | ground
   truth, PSNR written on each tile.
 * ``psnr_vs_nfe.png`` — mean PSNR against generator calls per method (needs matplotlib, the ``bench`` extra).
+* ``settings.yaml`` — what determines the numbers: task, σ, crop, seed, data folder, operator ``--set``
+  values, and, once a method that uses them has run, the prior, the network precision (``auto`` as what
+  it means on this machine) and the solver ``--set`` values. A later run into the folder must use the
+  same settings (new methods may be added); a mismatch is refused, naming the setting. A folder
+  made before this file existed adopts the settings of the next run.
 
 Methods are small functions ``(op, y, ctx) -> (x, nfe)`` registered in :data:`METHODS`.
 """
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -25,11 +31,12 @@ from typing import Any, Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
+import yaml
 from tqdm.auto import tqdm
 
-from pnp_rgm.errors import TaskError
+from pnp_rgm.errors import ConfigError, OutputExistsError, ShapeError, TaskError
 from pnp_rgm.io import IMAGE_EXTENSIONS, image_files, image_to_tensor, read_image, write_image
-from pnp_rgm.metrics import lpips_available, psnr, ssim
+from pnp_rgm.metrics import _SSIM_MIN_SIDE, lpips_available, psnr, ssim
 from pnp_rgm.operators import SVDOperator
 from pnp_rgm.tasks import OPERATOR_KEYS, initial_estimate, known_pixels, restore_baseline, simulate_observation, sr_factor
 
@@ -89,17 +96,25 @@ def _rgm_drs_sr(op, y, ctx):
     return _run_restorer(op, y, ctx, _bundled(SR_PRIOR), **ctx.op_params, **ctx.settings)
 
 
-def _preset(op, y, ctx):
-    """What ``pnp-rgm restore`` does by default: the task's shipped preset (prior and settings).
-    The preset's network is loaded once per process, so the seconds column times the restoration
-    alone (loading it for every image added about 0.6 s per image)."""
+def _preset_restorer(task: str, settings: dict) -> "tuple[Any, dict]":
+    """The prior and solver settings of ``pnp-rgm restore --task TASK [--set ...]``: the task's
+    shipped preset, ``settings`` (``--set``) over the preset's own."""
     from pnp_rgm.presets import preset_for
     from pnp_rgm.tasks import BASELINES
 
-    p = preset_for(ctx.task)
+    p = preset_for(task)
     if p.prior in BASELINES:
-        return _run_restorer(op, y, ctx, None, **ctx.op_params)
-    return _run_restorer(op, y, ctx, _bundled(p.prior), **p.settings, **ctx.op_params)
+        return None, dict(settings)  # Restorer(task, None) merges the preset's settings itself
+    return _bundled(p.prior), {**p.settings, **settings}
+
+
+def _preset(op, y, ctx):
+    """What ``pnp-rgm restore`` does by default: the task's shipped preset (prior and settings), with
+    ``--set`` solver settings over the preset's, as ``restore --set`` applies them.
+    The preset's network is loaded once per process, so the seconds column times the restoration
+    alone (loading it for every image added about 0.6 s per image)."""
+    prior, settings = _preset_restorer(ctx.task, ctx.settings)
+    return _run_restorer(op, y, ctx, prior, **settings, **ctx.op_params)
 
 
 def _run_restorer(op, y, ctx, prior, **settings):
@@ -179,6 +194,18 @@ METHODS: dict[str, Method] = {"pinv": _pinv, "tv": _tv, "bicubic": _bicubic, "bm
                               "diffpir": _peer("diffpir")}
 #: methods that need a learned prior
 LEARNED = ("rgm-drs", "dpir-hqs", "ddrm", "diffpir", "denoiser")
+#: methods that take solver settings (``--set`` keys other than the operator's), each validating them
+SOLVER_METHODS = ("rgm-drs", "rgm-drs-sr", "preset")
+#: methods that run a network, so ``precision`` changes their numbers
+NETWORK_METHODS = LEARNED + ("rgm-drs-sr", "preset")
+#: the file in ``out`` that records the settings behind its rows
+SETTINGS_FILE = "settings.yaml"
+#: files a benchmark writes besides results.csv (a folder holding them without results.csv is not ours)
+OUTPUTS = ("summary.md", "grid.png", "psnr_vs_nfe.png")
+#: the option that sets each recorded setting (error messages)
+SETTING_OPTIONS = {"task": "--task", "data": "--data", "sigma": "--sigma", "crop": "--crop", "seed": "--seed",
+                   "operator": "--set (operator)", "solver": "--set (solver)", "prior": "--prior",
+                   "precision": "--precision"}
 
 
 def list_images(data: Path, limit: int = 0) -> list[Path]:
@@ -297,6 +324,138 @@ def plot_psnr_vs_nfe(rows: list[dict[str, str]], path: Path) -> bool:
     return True
 
 
+def min_crop(task: str) -> int:
+    """The smallest ``crop`` (other than 0 = none) that ``task`` can be scored on: SSIM's 11x11 window,
+    rounded up to a multiple of an SR task's factor (crops are cut to such a multiple)."""
+    n = sr_factor(task) or 1
+    return -(-_SSIM_MIN_SIDE // n) * n
+
+
+def _plain(v: Any) -> Any:
+    """``v`` with only YAML-safe types (tuples as lists, numpy scalars as numbers, paths as strings)."""
+    if isinstance(v, dict):
+        return {str(k): _plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    if isinstance(v, np.generic):
+        return v.item()
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return v
+    return str(v)
+
+
+def prior_id(prior: Any) -> str | None:
+    """How ``settings.yaml`` names a prior: a bundled prior by its name, a checkpoint folder by its
+    absolute path, a loaded Prior by the folder it came from (else its repr)."""
+    if prior is None:
+        return None
+    from pnp_rgm.priors import _resolve, available_priors
+
+    bundled = available_priors()
+    if isinstance(prior, (str, os.PathLike)):
+        if not Path(prior).is_dir() and str(prior) in bundled:
+            return str(prior)
+        path = Path(prior).resolve()
+    elif getattr(prior, "path", None) is not None:
+        path = Path(prior.path).resolve()
+    else:
+        return repr(prior)
+    for name in bundled:
+        try:
+            if _resolve(name).resolve() == path:
+                return name
+        except ValueError:
+            pass
+    return str(path)
+
+
+def run_settings(task: str, data: Path, methods: list[str], sigma: float, crop: int, seed: int, op_params: dict,
+                 solver: dict, prior: Any, precision: str) -> dict[str, Any]:
+    """What determines a run's numbers, as recorded in ``settings.yaml``. ``prior``, ``precision`` and
+    the solver settings are ``None`` when none of ``methods`` uses them."""
+    return {"task": task, "data": str(Path(data).resolve()), "sigma": float(sigma), "crop": int(crop),
+            "seed": int(seed), "operator": _plain(op_params),
+            "solver": _plain(solver) if any(m in SOLVER_METHODS for m in methods) else None,
+            "prior": prior_id(prior) if any(m in LEARNED for m in methods) else None,
+            "precision": resolved_precision(precision) if any(m in NETWORK_METHODS for m in methods) else None}
+
+
+def resolved_precision(precision: str) -> str:
+    """``fp32`` or ``bf16``: what ``precision`` means on this machine (``auto``: bf16 where the device
+    the Restorer picks computes it natively), so that ``auto`` and ``fp32`` agree where they compute alike."""
+    if precision != "auto":
+        return precision
+    from pnp_rgm.api import resolve_device
+    from pnp_rgm.priors import native_bf16
+
+    return "bf16" if native_bf16(resolve_device("auto")) else "fp32"
+
+
+def _show(v: Any) -> str:
+    if isinstance(v, dict):
+        return ", ".join(f"{k}={_show(x)}" for k, x in v.items()) or "none"
+    if isinstance(v, float):
+        return f"{v:g}"
+    return "none" if v is None else str(v)
+
+
+def read_settings(out: Path) -> dict[str, Any] | None:
+    """The settings recorded in ``out`` (``None``: none recorded); a one-line ConfigError if unreadable."""
+    path = out / SETTINGS_FILE
+    if not path.exists():
+        return None
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read '{path}': {' '.join(str(exc).split())}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"'{path}' must map setting names ({', '.join(SETTING_OPTIONS)}) to values")
+    return raw
+
+
+def reconcile_settings(out: Path, recorded: dict[str, Any] | None, current: dict[str, Any]) -> dict[str, Any]:
+    """``recorded`` with what ``current`` adds (a setting no earlier run used); a one-line
+    OutputExistsError naming every setting where they differ."""
+    merged = {**{k: None for k in current}, **(recorded or {})}
+    diffs = []
+    for k, v in current.items():
+        if v is None:  # none of this run's methods uses it
+            continue
+        if merged[k] is None:
+            merged[k] = v
+        elif merged[k] != v:
+            diffs.append(f"{SETTING_OPTIONS.get(k, k)} {_show(merged[k])} (this run: {_show(v)})")
+    if diffs:
+        raise OutputExistsError(f"--out {out} holds results of other settings: {'; '.join(diffs)}. Rerun with "
+                                f"those settings to resume or add methods, or use another --out "
+                                f"(settings in {out / SETTINGS_FILE})")
+    return merged
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` whole or not at all (a temporary file, then os.replace)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_settings(out: Path, settings: dict[str, Any]) -> None:
+    head = ("# pnp-rgm benchmark: the settings behind results.csv. Every run into this folder must use them\n"
+            "# (rows are reused by method and image); null = not used by any method run so far.\n")
+    _write_text(out / SETTINGS_FILE, head + yaml.safe_dump(settings, sort_keys=False, allow_unicode=True))
+
+
+def _check_out(out: Path) -> None:
+    """``out`` must be a folder (or not exist yet) that holds nothing a benchmark would overwrite unasked."""
+    if out.exists() and not out.is_dir():
+        raise OutputExistsError(f"--out {out} is a file, not a folder")
+    if out.is_dir() and not (out / SETTINGS_FILE).exists() and not (out / "results.csv").exists():
+        ours = [name for name in OUTPUTS if (out / name).exists()]
+        if ours:
+            raise OutputExistsError(f"--out {out} holds {', '.join(ours)} but no results.csv (not a benchmark "
+                                    "folder); use another --out or remove them")
+
+
 def run_benchmark(task: str, data: Path, out: Path, methods: list[str], sigma: float = 0.0, limit: int = 0,
                   crop: int = 256, seed: int = 0, prior: Any = None, progress: bool = True,
                   settings: dict | None = None, precision: str = "auto") -> str:
@@ -305,18 +464,25 @@ def run_benchmark(task: str, data: Path, out: Path, methods: list[str], sigma: f
     Gray images in a colour set are restored as RGB images with equal channels (colorize skips
     them, and RGB files whose channels are all equal). ``settings``: operator keys (``width``/``size``
     of a blur, ``missing``/``box`` of inpaint) set the simulated degradation for every method; the
-    rest are solver settings for ``rgm-drs`` and ``rgm-drs-sr``. ``precision`` (auto, fp32, bf16) is every
-    learned method's network precision, the peers' included, whatever order the methods run in."""
+    rest are solver settings for ``rgm-drs``, ``rgm-drs-sr`` and ``preset`` (over the preset's), each of
+    which rejects keys it does not know; a key no requested method uses is an error. ``precision`` (auto,
+    fp32, bf16) is every learned method's network precision, the peers' included, whatever order the
+    methods run in. A method named twice runs once.
+
+    Everything is checked before ``out`` is created (every image is read first); ``out`` must hold
+    results of the same settings (``settings.yaml``, see the module docstring), or none."""
     from pnp_rgm.priors import check_precision
 
     check_precision(precision)
+    data, out = Path(data), Path(out)
+    methods = list(dict.fromkeys(methods))  # a method named twice runs once
     settings = dict(settings or {})
     op_params = {k: settings.pop(k) for k in list(settings) if k in OPERATOR_KEYS}
     if "seed" in op_params:
         raise TaskError(f"seed={op_params['seed']}: the benchmark draws masks and noise from --seed (image i uses seed + i)")
     unknown = [m for m in methods if m not in METHODS]
-    if unknown:
-        raise TaskError(f"unknown method(s) {', '.join(unknown)}; valid: {', '.join(METHODS)}")
+    if unknown or not methods:
+        raise TaskError(f"unknown method(s) {', '.join(unknown) or '(none given)'}; valid: {', '.join(METHODS)}")
     for m in ("bm3d", "denoiser"):
         if m in methods and task != "denoise":
             raise TaskError(f"method {m!r} is plain denoising (task 'denoise' only), not {task!r}")
@@ -325,23 +491,83 @@ def run_benchmark(task: str, data: Path, out: Path, methods: list[str], sigma: f
     needs = [m for m in methods if m in LEARNED]
     if needs and prior is None:
         raise TaskError(f"method(s) {', '.join(needs)} need a learned prior (--prior NAME|PATH)")
+    if settings and not any(m in SOLVER_METHODS for m in methods):
+        raise TaskError(f"--set {', '.join(sorted(settings))}: not used by method(s) {', '.join(methods)}; "
+                        f"operator settings ({', '.join(k for k in OPERATOR_KEYS if k != 'seed')}) apply to every "
+                        f"method, solver settings only to {', '.join(SOLVER_METHODS)}")
+    if limit < 0:
+        raise TaskError(f"--limit must be >= 0 (0 = all images), got {limit}")
+    n = sr_factor(task) or 1
+    side = min_crop(task)  # the task name and factor, on the smallest image the benchmark takes
+    simulate_observation(task, torch.zeros(1, 3, side, side, dtype=torch.float64), 0.0, seed)
+    if crop < 0 or 0 < crop < min_crop(task):
+        raise TaskError(f"--crop {crop} is too small for task {task!r}: use 0 (whole images) or at least "
+                        f"{min_crop(task)} (SSIM needs {_SSIM_MIN_SIDE}x{_SSIM_MIN_SIDE} pixels"
+                        + (f"; crops are cut to a multiple of {n})" if n > 1 else ")"))
+    _check_out(out)
+    files = list_images(data, limit)
+    recorded = read_settings(out)
+    current = run_settings(task, data, methods, sigma, crop, seed, op_params, settings, prior, precision)
+    first = None
+    for f in files:  # a corrupt or too small image fails now, before anything is written
+        img = read_image(f)
+        cropped = center_crop(img, crop, n)
+        if min(cropped.shape[:2]) < _SSIM_MIN_SIDE:
+            cut = f", {cropped.shape[0]}x{cropped.shape[1]} once cut to a multiple of {n}" if n > 1 else ""
+            raise ShapeError(f"image '{f}' is {img.shape[0]}x{img.shape[1]} pixels{cut}; task {task!r} needs at "
+                             f"least {side}x{side} (--crop, --data)")
+        first = cropped if first is None else first
+    if op_params and first is not None:  # a bad operator parameter fails on the first image
+        simulate_observation(task, image_to_tensor(first), 0.0, seed, **op_params)
+    del first
     if prior is not None and not hasattr(prior, "restore"):
         from pnp_rgm.priors import load_prior
 
         prior = load_prior(prior)
     if prior is not None:
         prior.set_precision(precision)  # the peers call it directly; Restorer sets the same for rgm-drs
-    for m in ("rgm-drs", "rgm-drs-sr"):  # reject bad --set values before anything is written
+    for m in SOLVER_METHODS:  # reject bad --set values before anything is written
         if m in methods:
             from pnp_rgm.api import Restorer
 
-            Restorer(task, prior if m == "rgm-drs" else _bundled(SR_PRIOR), sigma=sigma, precision=precision,
-                     **op_params, **settings)
-    files = list_images(data, limit)
+            p, s = (prior, settings) if m == "rgm-drs" else (_bundled(SR_PRIOR), settings) if m == "rgm-drs-sr" \
+                else _preset_restorer(task, settings)
+            try:
+                Restorer(task, p, sigma=sigma, precision=precision, **op_params, **s)
+            except TaskError as exc:
+                raise TaskError(f"method {m!r}: {exc}") from None
+    merged = reconcile_settings(out, recorded, current)  # after the checks: a bad value is named as such
+
+    created = [d for d in (out, *out.parents) if not d.exists()]  # removed again if nothing is written
+    csv_path = out / "results.csv"
+    settings_before = (out / SETTINGS_FILE).read_text() if (out / SETTINGS_FILE).exists() else None
+    rows_before = csv_path.stat().st_size if csv_path.exists() else None
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputExistsError(f"--out {out}: cannot create the folder ({exc.strerror})") from None
+    try:
+        if merged != recorded:
+            write_settings(out, merged)
+        summary = _run(task, data, out, files, methods, sigma, crop, seed, prior, settings, op_params, precision,
+                       merged, progress)
+    except BaseException:
+        rows_now = csv_path.stat().st_size if csv_path.exists() else None
+        if rows_now == rows_before:  # nothing written: leave the folder as it was
+            if settings_before is None:
+                (out / SETTINGS_FILE).unlink(missing_ok=True)
+            elif (out / SETTINGS_FILE).read_text() != settings_before:
+                _write_text(out / SETTINGS_FILE, settings_before)
+            for d in created:
+                if d.is_dir() and not any(d.iterdir()):
+                    d.rmdir()
+        raise
+    return summary
+
+
+def _run(task, data, out, files, methods, sigma, crop, seed, prior, settings, op_params, precision, recorded,
+         progress) -> str:
     n = sr_factor(task) or 1
-    if op_params and files:  # a bad operator parameter fails on the first image, before anything is written
-        simulate_observation(task, image_to_tensor(center_crop(read_image(files[0]), crop, n)), 0.0, seed, **op_params)
-    out.mkdir(parents=True, exist_ok=True)
     csv_path = out / "results.csv"
     done = {(r["method"], r["image"]) for r in read_rows(csv_path)}
     use_lpips, why = lpips_available()
@@ -389,14 +615,15 @@ def run_benchmark(task: str, data: Path, out: Path, methods: list[str], sigma: f
     rows = read_rows(csv_path)
     plotted = plot_psnr_vs_nfe(rows, out / "psnr_vs_nfe.png")
     title = f"{task}, σ = {sigma:g}, {data.name}" + (f", centre crops ≤ {crop}px" if crop else "") + \
-        f", precision {precision}"
+        f", precision {recorded.get('precision') or precision}"
     summary = summarize(rows, title)
     if not use_lpips:
         summary += f"\nLPIPS not computed: {why}\n"
     if not plotted:
         summary += "\nPSNR-vs-generator-calls plot not drawn: matplotlib is not installed (pip install 'pnp-rgm[bench]').\n"
-    (out / "summary.md").write_text(summary)
+    _write_text(out / "summary.md", summary)
     return summary
 
 
-__all__ = ["METHODS", "Context", "run_benchmark", "summarize", "read_rows", "append_row", "center_crop", "list_images"]
+__all__ = ["METHODS", "Context", "run_benchmark", "summarize", "read_rows", "append_row", "center_crop", "list_images",
+           "read_settings", "run_settings", "min_crop", "SETTINGS_FILE"]

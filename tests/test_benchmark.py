@@ -236,3 +236,183 @@ def test_precision_is_every_learned_methods_whatever_their_order(data, tmp_path,
         run_benchmark("sr2", data, tmp_path / "bad", ["rgm-drs"], prior=tiny_mmse_prior(), progress=False,
                       precision="fp16")
     assert not (tmp_path / "bad").exists()
+
+
+# ----------------------------------------------------------------- settings of an out folder (audit #2)
+def test_rerun_with_other_settings_is_refused_and_new_methods_still_add(data, tmp_path, capsys):
+    """Rows are keyed by method and image only, so a rerun with other settings would mix numbers (or
+    skip every row and retitle the old ones): refused, naming each differing setting; nothing changes."""
+    from pnp_rgm.benchmark import SETTINGS_FILE
+    from pnp_rgm.errors import OutputExistsError
+
+    out = tmp_path / "sr4"
+    run_benchmark("sr4", data, out, ["pinv"], crop=32, progress=False)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert (out / SETTINGS_FILE).is_file()
+    with pytest.raises(OutputExistsError, match=r"--task sr4 \(this run: sr8\).*--sigma 0 \(this run: 0.1\)"
+                                                r".*--crop 32 \(this run: 16\)"):
+        run_benchmark("sr8", data, out, ["pinv"], sigma=0.1, crop=16, progress=False)
+    for kw, name in (({"seed": 1}, "--seed"), ({"settings": {"missing": 0.3}}, "--set")):
+        with pytest.raises(OutputExistsError, match=name):
+            run_benchmark("sr4", data, out, ["pinv"], crop=32, progress=False, **kw) if name == "--seed" else \
+                run_benchmark("inpaint", data, out, ["pinv"], crop=32, progress=False, **kw)
+    other = tmp_path / "other_data"
+    other.mkdir()
+    write_image(other / "a.png", read_image(data / "a.png"))
+    with pytest.raises(OutputExistsError, match="--data"):
+        run_benchmark("sr4", other, out, ["pinv"], crop=32, progress=False)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    # the CLI: one line, exit 2
+    rc = main(["benchmark", "--task", "sr8", "--sigma", "0.1", "--crop", "16", "--data", str(data), "--out", str(out),
+               "--methods", "pinv"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "--task sr4 (this run: sr8)" in err
+    # same settings: a new method adds its rows (how run_benchmarks.sh extends a folder)
+    summary = run_benchmark("sr4", data, out, ["pinv", "bicubic"], crop=32, progress=False)
+    assert len(read_rows(out / "results.csv")) == 4 and "| bicubic | 2 |" in summary
+
+
+def test_a_folder_from_before_settings_were_recorded_adopts_the_runs_settings(data, tmp_path):
+    from pnp_rgm.benchmark import SETTINGS_FILE, read_settings
+    from pnp_rgm.errors import OutputExistsError
+
+    out = tmp_path / "old"
+    run_benchmark("sr4", data, out, ["pinv"], crop=32, progress=False)
+    (out / SETTINGS_FILE).unlink()  # as a folder written before this file existed
+    run_benchmark("sr4", data, out, ["pinv", "bicubic"], crop=32, progress=False)
+    assert read_settings(out)["crop"] == 32 and len(read_rows(out / "results.csv")) == 4
+    with pytest.raises(OutputExistsError, match="--crop"):
+        run_benchmark("sr4", data, out, ["pinv"], crop=16, progress=False)
+    # a folder holding a benchmark's other outputs but no results.csv is not overwritten
+    stray = tmp_path / "stray"
+    stray.mkdir()
+    (stray / "summary.md").write_text("mine")
+    with pytest.raises(OutputExistsError, match="summary.md"):
+        run_benchmark("sr4", data, stray, ["pinv"], progress=False)
+    assert (stray / "summary.md").read_text() == "mine"
+
+
+def test_prior_precision_and_solver_settings_are_recorded_once_a_method_uses_them(data, tmp_path, monkeypatch):
+    """A prior-free folder can take a learned method later; from then on its prior, precision and
+    solver settings are fixed for the methods that use them."""
+    from tiny import tiny_mmse_prior
+
+    from pnp_rgm.benchmark import read_settings
+    from pnp_rgm.errors import OutputExistsError
+
+    out = tmp_path / "o"
+    run_benchmark("sr2", data, out, ["pinv"], limit=1, progress=False)
+    assert read_settings(out)["prior"] is None and read_settings(out)["precision"] is None
+    prior = tiny_mmse_prior()
+    run_benchmark("sr2", data, out, ["rgm-drs"], prior=prior, limit=1, precision="fp32",
+                  settings={"steps": 2}, progress=False)
+    s = read_settings(out)
+    assert s["precision"] == "fp32" and s["solver"] == {"steps": 2} and s["prior"]
+    with pytest.raises(OutputExistsError, match=r"--precision fp32 \(this run: bf16\)"):
+        run_benchmark("sr2", data, out, ["rgm-drs"], prior=prior, limit=1, precision="bf16",
+                      settings={"steps": 2}, progress=False)
+    with pytest.raises(OutputExistsError, match=r"--set \(solver\) steps=2 \(this run: steps=3\)"):
+        run_benchmark("sr2", data, out, ["rgm-drs"], prior=prior, limit=1, precision="fp32",
+                      settings={"steps": 3}, progress=False)
+    # auto is recorded as what it means here: where it computes in fp32, it is fp32
+    import pnp_rgm.priors as priors
+
+    monkeypatch.setattr(priors, "native_bf16", lambda device: False)
+    run_benchmark("sr2", data, out, ["rgm-drs"], prior=prior, limit=1, precision="auto", settings={"steps": 2},
+                  progress=False)
+    # prior-free methods do not depend on them
+    run_benchmark("sr2", data, out, ["bicubic"], limit=1, precision="bf16", progress=False)
+    assert len(read_rows(out / "results.csv")) == 3
+
+
+# ----------------------------------------------------------------- bad input (audit #8, #11-#14, matrix)
+def test_out_naming_a_file_is_a_one_line_error(data, tmp_path, capsys):
+    f = tmp_path / "taken"
+    f.write_text("keep")
+    rc = main(["benchmark", "--task", "sr4", "--data", str(data), "--out", str(f), "--methods", "pinv"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err == f"Error: --out {f} is a file, not a folder\n" and f.read_text() == "keep"
+
+
+@pytest.mark.parametrize("methods, settings, match", [
+    ("pinv", "foo=1", "--set foo: not used by method.s. pinv"),
+    ("tv", "foo=1", "--set foo: not used by method.s. tv"),
+    ("pinv,tv", "steps=4", "--set steps: not used"),
+    ("preset", "steps=abc", "method 'preset': steps must be an integer, got 'abc'"),
+    ("preset", "foo=1", "method 'preset': unknown setting.s. foo.*valid: "),
+    ("pinv,rgm-drs-sr", "foo=1", "method 'rgm-drs-sr': unknown setting.s. foo"),
+])
+def test_every_set_key_is_used_and_validated(data, tmp_path, capsys, methods, settings, match):
+    import re
+
+    out = tmp_path / "o"
+    rc = main(["benchmark", "--task", "sr4", "--data", str(data), "--out", str(out), "--methods", methods,
+               "--set", settings, "--crop", "16", "--limit", "1"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and re.search(match, err), err
+    assert not out.exists()
+
+
+def test_preset_takes_solver_settings_like_restore(monkeypatch):
+    """--set steps=N reaches the preset method over the preset's settings, as `restore --set` does."""
+    from pnp_rgm import benchmark
+
+    seen = {}
+    monkeypatch.setattr(benchmark, "_run_restorer", lambda op, y, ctx, prior, **kw: (seen.update(kw), (y, 0))[1])
+    benchmark._preset(None, torch.zeros(1), benchmark.Context("sr4", 0.0, 0, None, {"steps": 3}, {}))
+    assert seen["steps"] == 3 and "alpha" in seen
+
+
+@pytest.mark.parametrize("args, match", [
+    (["--task", "foo"], "unknown task 'foo'; valid: denoise, sr2"),
+    (["--task", "matrix"], "--task matrix needs an explicit matrix"),
+    (["--task", "sr4", "--crop", "3"], r"--crop 3 is too small for task 'sr4': use 0 \(whole images\) or at least 12"),
+    (["--task", "sr8", "--crop", "12"], "--crop 12 is too small for task 'sr8'.* at least 16"),
+    (["--task", "sr4", "--data", "CORRUPT"], "zz.png"),
+    (["--task", "sr4", "--crop", "0", "--data", "TINY"], "tiny.png' is 8x8 pixels.*at least 12x12"),
+])
+def test_bad_input_leaves_no_out_folder(data, tmp_path, capsys, args, match):
+    import re
+
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    write_image(bad / "a.png", read_image(data / "a.png"))
+    (bad / "zz.png").write_bytes(b"not an image")
+    tiny = tmp_path / "tiny"
+    tiny.mkdir()
+    write_image(tiny / "a.png", read_image(data / "a.png"))
+    write_image(tiny / "tiny.png", read_image(data / "b.png")[:8, :8])
+    args = [{"CORRUPT": str(bad), "TINY": str(tiny)}.get(a, a) for a in args]
+    out = tmp_path / "new" / "o"
+    argv = ["benchmark", "--data", str(data), "--out", str(out), "--methods", "pinv", "--limit", "0"] + args
+    rc = main(argv)
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and re.search(match, err), err
+    assert "matrix" not in err or args[1] == "matrix"
+    assert not (tmp_path / "new").exists()
+
+
+def test_a_failure_before_any_row_removes_the_folder_it_created(data, tmp_path, monkeypatch):
+    from pnp_rgm import benchmark
+    from pnp_rgm.benchmark import SETTINGS_FILE
+
+    def boom(op, y, ctx):
+        raise RuntimeError("boom")
+
+    monkeypatch.setitem(benchmark.METHODS, "tv", boom)
+    with pytest.raises(RuntimeError):
+        run_benchmark("sr4", data, tmp_path / "new" / "o", ["tv"], progress=False)
+    assert not (tmp_path / "new").exists()
+    run_benchmark("sr4", data, tmp_path / "kept", ["pinv"], progress=False)
+    with pytest.raises(RuntimeError):  # an existing folder keeps its rows and settings
+        run_benchmark("sr4", data, tmp_path / "kept", ["pinv", "tv"], progress=False)
+    assert len(read_rows(tmp_path / "kept" / "results.csv")) == 2 and (tmp_path / "kept" / SETTINGS_FILE).is_file()
+
+
+def test_a_method_named_twice_runs_once(data, tmp_path, capsys):
+    summary = run_benchmark("sr4", data, tmp_path / "o", ["pinv", "bicubic", "pinv"], progress=False)
+    assert [r["method"] for r in read_rows(tmp_path / "o" / "results.csv")] == ["pinv", "bicubic"] * 2
+    assert "| pinv | 2 |" in summary
+    rc = main(["benchmark", "--task", "sr4", "--data", str(data), "--out", str(tmp_path / "c"), "--methods",
+               "pinv,pinv"])
+    assert rc == 0 and "| pinv | 2 |" in capsys.readouterr().out
