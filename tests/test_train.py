@@ -198,8 +198,10 @@ def test_resume_after_interrupt(tmp_path, data_dir):
     assert float(st["opt_g/state/0/step"]) == 6
     log = [json.loads(line)["step"] for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert log == [1, 2, 3, 4, 5, 6]
-    # --resume on an empty folder starts from scratch
-    assert train(tiny(steps=1), data_dir, tmp_path / "fresh", resume=True, progress=False)["step"] == 1
+    # --resume on a folder without a checkpoint is an error, and creates nothing
+    with pytest.raises(CheckpointError, match="--resume: no checkpoint in"):
+        train(tiny(steps=1), data_dir, tmp_path / "fresh", resume=True, progress=False)
+    assert not (tmp_path / "fresh").exists()
 
 
 def test_nan_stops_and_keeps_last_good_checkpoint(tmp_path, data_dir):

@@ -27,7 +27,7 @@ from pnp_rgm.config import save_config
 from pnp_rgm.errors import CheckpointError
 
 __all__ = ["save_checkpoint", "load_state_dict", "flatten_optimizer", "unflatten_optimizer",
-           "load_trainer_state", "recover", "REQUIRED_FILES"]
+           "load_trainer_state", "load_trainer_meta", "recover", "REQUIRED_FILES"]
 
 REQUIRED_FILES = ("model.safetensors", "config.yaml")
 
@@ -108,7 +108,8 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{path}: not a readable safetensors file ({' '.join(str(exc).split())[:120]})") from None
 
 
-def load_trainer_state(ckpt: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:
+def load_trainer_meta(ckpt: str | os.PathLike) -> dict:
+    """The JSON half of a checkpoint's trainer state (step, wall time, data folder, optimizer structure)."""
     ckpt = Path(ckpt)
     meta_p = ckpt / "trainer" / "state.json"
     if not meta_p.is_file():
@@ -117,4 +118,12 @@ def load_trainer_state(ckpt: str | os.PathLike) -> tuple[dict[str, torch.Tensor]
         meta = json.loads(meta_p.read_text())
     except json.JSONDecodeError as exc:
         raise CheckpointError(f"{meta_p}: not valid JSON ({exc.msg})") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("step"), int):
+        raise CheckpointError(f"{meta_p}: no step count; cannot resume from it")
+    return meta
+
+
+def load_trainer_state(ckpt: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:
+    ckpt = Path(ckpt)
+    meta = load_trainer_meta(ckpt)
     return load_state_dict(ckpt / "trainer" / "state.safetensors"), meta

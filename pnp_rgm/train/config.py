@@ -16,6 +16,7 @@ from pnp_rgm.config import load_config
 from pnp_rgm.errors import ConfigError
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+MAX_CROP = 4096  # data.crop above this cannot fit a batch in any machine's memory, let alone its activations
 
 
 def _pos(name: str, v: float | int) -> None:
@@ -300,6 +301,8 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         _pos("crop", self.crop)
+        if self.crop > MAX_CROP:
+            raise ConfigError(f"crop: must be <= {MAX_CROP} pixels, got {self.crop}")
         _pos("batch_size", self.batch_size)
         if len(self.scale) != 2 or not 0 < self.scale[0] <= self.scale[1]:
             raise ConfigError(f"scale: must be [min, max] with 0 < min <= max, got {list(self.scale)}")
@@ -466,3 +469,58 @@ def load_run_config(source) -> RunConfig:
         elif not Path(source).exists():
             raise ConfigError(f"unknown config {source!r}; shipped configs: {', '.join(shipped_configs())}")
     return load_config(RunConfig, source)
+
+
+#: keys a resumed run takes from the call instead of its saved config: train.steps (only when
+#: given: ``--steps``), a wall-clock budget and where it runs; nothing that changes what is trained
+RESUME_KEYS = ("train.steps", "train.max_seconds", "train.device", "data.num_workers")
+
+
+def absolute_teacher(cfg: RunConfig) -> RunConfig:
+    """``cfg`` with an ``objective.teacher`` given as a folder made absolute (so the run resumes and
+    loads from any working directory); a bundled prior's name stays a name."""
+    t = cfg.objective.teacher
+    if not t or not Path(t).is_dir() or Path(t).is_absolute():
+        return cfg
+    from dataclasses import replace
+
+    return replace(cfg, objective=replace(cfg.objective, teacher=str(Path(t).resolve())))
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def resumed_config(given: RunConfig, saved: RunConfig, steps: Optional[int] = None,
+                   where: str = "the saved run") -> RunConfig:
+    """The config of a resumed run: ``saved`` with ``given``'s :data:`RESUME_KEYS` (train.steps only
+    as ``steps``, when not None). Any other key of ``given`` that differs from ``saved`` is a
+    ConfigError naming them. An rsd run's model, corruption and sigma_gen come from its teacher, so
+    they are compared through the teacher's path only."""
+    from dataclasses import replace
+
+    from pnp_rgm.config import config_to_dict
+
+    given, saved = absolute_teacher(given), absolute_teacher(saved)
+    if given.objective.kind == "rsd" and saved.objective.kind == "rsd":
+        obj = given.objective
+        if obj.sigma_gen is None:
+            obj = replace(obj, sigma_gen=saved.objective.sigma_gen)
+        given = replace(given, model=saved.model, corruption=saved.corruption, objective=obj)
+    a, b = _flat(config_to_dict(given)), _flat(config_to_dict(saved))
+    diff = [k for k in b if k not in RESUME_KEYS and a.get(k) != b[k]]
+    if diff:
+        shown = ", ".join(f"{k} ({a.get(k)!r}; the run has {b[k]!r})" for k in diff[:4])
+        more = f" and {len(diff) - 4} more" if len(diff) > 4 else ""
+        raise ConfigError(f"--resume: the config differs from {where} in {shown}{more}; a resumed run keeps "
+                          f"its config (only --steps, train.max_seconds, train.device and data.num_workers may "
+                          f"change); start a new run in another --out to change it")
+    train = replace(saved.train, max_seconds=given.train.max_seconds, device=given.train.device,
+                    steps=saved.train.steps if steps is None else int(steps))
+    return replace(saved, train=train, data=replace(saved.data, num_workers=given.data.num_workers))

@@ -97,6 +97,14 @@ class ImageFolder(Dataset):
     def __len__(self) -> int:
         return len(self.files)
 
+    def check(self) -> None:
+        """Raise the ImageError of the first file that is not an image: each header is read (cheap),
+        and a file whose header Pillow cannot parse is read whole (formats only pnp_rgm.io decodes
+        pass; a bad file fails with its one-line message), so before a run writes anything."""
+        for f in self.files:
+            if _header_size(f) is None:
+                _read(f)
+
     def image(self, i: int) -> np.ndarray:
         """Image ``i`` whole, (H, W, C) float32, as training sees it: channels converted, then
         degraded, noised and masked as configured (patches are crops of it)."""

@@ -18,7 +18,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import platform
+import shutil
+import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -30,7 +33,7 @@ import torch.nn as nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from pnp_rgm.config import save_config
-from pnp_rgm.errors import CheckpointError, PnpRgmError
+from pnp_rgm.errors import CheckpointError, ConfigError, PnpRgmError
 from pnp_rgm.nets import Generator, build_discriminator, count_params
 from pnp_rgm.objectives import AmbientSpectralObjective, make_objective
 from pnp_rgm.priors import Prior
@@ -39,9 +42,9 @@ from pnp_rgm.rsd import resolve_rsd_config
 from pnp_rgm.sampling import from_net, image_grid, restore_step, to_net
 from pnp_rgm.spectral import SpectralAmbient, is_spectral
 from pnp_rgm.train import dist as D_
-from pnp_rgm.train.checkpoint import (flatten_optimizer, load_trainer_state, recover, save_checkpoint,
-                                      unflatten_optimizer)
-from pnp_rgm.train.config import RunConfig
+from pnp_rgm.train.checkpoint import (flatten_optimizer, load_trainer_meta, load_trainer_state, recover,
+                                      save_checkpoint, unflatten_optimizer)
+from pnp_rgm.train.config import RunConfig, absolute_teacher, resumed_config
 from pnp_rgm.train.ema import EMA
 
 __all__ = ["train", "TrainingDivergedError", "Components", "build_components", "train_step", "resolve_precision"]
@@ -412,55 +415,123 @@ def _sample_figure(c: Components, x0: torch.Tensor, path: Path, seed: int) -> No
 
 
 # --------------------------------------------------------------------------- main loop
+def _out_of_memory(exc: BaseException) -> bool:
+    """An allocation failure: numpy's MemoryError, torch's CUDA OOM or its CPU allocator's error."""
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+        return True
+    msg = str(exc)
+    return isinstance(exc, RuntimeError) and ("out of memory" in msg or "can't allocate memory" in msg)
+
+
+def _write_config(cfg: RunConfig, path: Path) -> None:
+    """save_config, atomically: a kill leaves the old file or the new one, never half of one."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    save_config(cfg, tmp)
+    os.replace(tmp, path)
+
+
+def _check_out(out: Path, resume: bool) -> None:
+    """--out must be a folder; a new run needs it absent or empty (nothing overwritten or appended
+    to), a resumed one needs a checkpoint in it."""
+    if out.exists() and not out.is_dir():
+        raise PnpRgmError(f"--out {out} is a file, not a folder")
+    ckpt = out / "checkpoint"
+    if resume:
+        if not (ckpt / "trainer" / "state.json").is_file():
+            raise CheckpointError(f"--resume: no checkpoint in {out} (no {ckpt / 'trainer' / 'state.json'}); "
+                                  f"start a new run without --resume")
+    elif out.is_dir() and any(out.iterdir()):
+        what = "holds a checkpoint" if ckpt.exists() else "is not empty"
+        raise PnpRgmError(f"--out {out} {what}; pass --resume to continue the run in it, or choose another "
+                          f"(new or empty) folder")
+
+
 def train(cfg: RunConfig, data_dir, out_dir, steps: Optional[int] = None, resume: bool = False,
           progress: bool = True, batch_hook: Optional[Callable[[int, torch.Tensor], torch.Tensor]] = None,
-          on_end: Optional[Callable[[Components, D_.DistInfo], None]] = None) -> dict:
+          on_end: Optional[Callable[[Components, D_.DistInfo], None]] = None,
+          settings: Optional[dict] = None) -> dict:
     """Train (or resume) a prior; returns a summary dict (rank 0: step, wall time, last losses, paths).
 
-    ``steps`` overrides ``cfg.train.steps`` (the total step count, also on resume).
-    ``batch_hook(step, x0)`` may modify each batch (tests use it to inject faults);
-    ``on_end(components, dist_info)`` runs on every rank after the last step."""
+    ``steps`` overrides ``cfg.train.steps`` (the total step count). A new run needs ``out_dir``
+    absent or empty. With ``resume`` the run in ``out_dir`` continues from its checkpoint with its
+    saved config: ``cfg`` must equal it but for :data:`~pnp_rgm.train.config.RESUME_KEYS`, and its
+    train.steps is ignored (the saved one is kept unless ``steps`` is given, which may not be below
+    the checkpoint's step). ``data_dir`` None on resume: the run's recorded data folder (the
+    checkpoint's trainer/state.json keeps its resolved path; another one is used with a warning).
+    Everything is checked before ``out_dir`` is written; a new run that fails before its first
+    step removes what it created. ``settings``: the dotted overrides ``cfg`` was made with (the
+    CLI's --set and --corrupt), kept in trainer/state.json for a resume to apply again (None on
+    resume: the saved ones). ``batch_hook(step, x0)`` may modify each batch (tests use it to
+    inject faults); ``on_end(components, dist_info)`` runs on every rank after the last step."""
     from torch.utils.data import DataLoader
 
+    from pnp_rgm.train.config import load_run_config
     from pnp_rgm.train.data import ImageFolder, InfiniteSampler, unwrap_worker_error, worker_init
 
     out = Path(out_dir)
     ckpt = out / "checkpoint"
+    cfg = absolute_teacher(cfg)
     info = D_.setup(cfg.train.device)
+    made: Optional[Path] = None  # the folder this call created (removed if it fails before its first step)
+    made_files: list[Path] = []  # or what it wrote into an empty --out that was already there
+    start = step = 0
     try:
-        if info.is_main:
+        if info.is_main and resume and out.is_dir():
             recover(ckpt)
         D_.barrier(info)
-        have_ckpt = (ckpt / "trainer" / "state.json").is_file()
-        if have_ckpt and not resume:
-            raise PnpRgmError(f"{ckpt} exists; pass --resume to continue that run or choose another --out")
-        if resume and have_ckpt:
-            from pnp_rgm.train.config import load_run_config
-
-            saved = load_run_config(ckpt / "config.yaml")
-            # the saved run, with this call's step count and time budget (a budget is per process)
-            cfg = replace(saved, train=replace(saved.train, steps=cfg.train.steps, max_seconds=cfg.train.max_seconds))
-        if steps is not None:
+        _check_out(out, resume)
+        data_path = str(Path(data_dir).resolve()) if data_dir is not None else None
+        if resume:
+            meta0 = load_trainer_meta(ckpt)
+            start = step = meta0["step"]
+            cfg = resumed_config(cfg, load_run_config(ckpt / "config.yaml"), steps, where=str(ckpt / "config.yaml"))
+            if cfg.train.steps < start:
+                raise ConfigError(f"--steps {cfg.train.steps}: the run in {out} is already at step {start}; "
+                                  f"give --steps >= {start} to continue it")
+            if settings is None:
+                settings = meta0.get("settings")
+            saved_data = meta0.get("data")
+            if cfg.objective.kind != "rsd":
+                if data_path is None:
+                    data_path = saved_data
+                elif saved_data and data_path != saved_data and info.is_main:
+                    print(f"warning: --data {data_path} is not the run's data folder {saved_data}; "
+                          f"training continues on {data_path}", file=sys.stderr)
+        elif steps is not None:
             cfg = replace(cfg, train=replace(cfg.train, steps=int(steps)))
+        settings = json.loads(json.dumps(settings or {}, default=str))  # as state.json will hold them
+        D_.barrier(info)  # every rank has looked at --out before rank 0 writes into it
         total = cfg.train.steps
         cfg = resolve_rsd_config(cfg)
         cor = cfg.corruption
         distill = cfg.objective.kind == "rsd"  # data free: batches only carry a shape
+        if not distill and data_path is None:
+            raise ConfigError("--data: a folder of training images is required (only the rsd objective is data free)")
+        if distill:
+            data_path = None
         spectral = SpectralAmbient(cor) if is_spectral(cor.operator) else None  # blurred / block-averaged data
         dataset = None if distill else ImageFolder(
-            data_dir, spectral.data_size(cfg.data.crop) if spectral else cfg.data.crop, cfg.model.channels,
+            data_path, spectral.data_size(cfg.data.crop) if spectral else cfg.data.crop, cfg.model.channels,
             cfg.data.hflip, cfg.data.vflip, cfg.data.cache, scale=cfg.data.scale,
             noise_sigma=cor.sigma_n if cor.simulate else 0.0, noise_seed=cor.seed, masked=cor.operator == "mask",
             mask_missing=cor.missing if cor.simulate else 0.0,
             degrade=spectral.degrade_image if spectral and cor.simulate else None)
+        if dataset is not None:
+            dataset.check()
         c = build_components(cfg, info)
-        start, wall0 = 0, 0.0
-        if resume and have_ckpt:
+        wall0 = 0.0
+        if resume:
             meta = _load_trainer_state(c, ckpt)
-            start, wall0 = int(meta["step"]), float(meta.get("wall_time_s", 0.0))
+            wall0 = float(meta.get("wall_time_s", 0.0))
         if info.is_main:  # the run folder appears only once config, data and networks are good
+            if not resume:
+                if not out.exists():
+                    made = out
+                    while not made.parent.exists():
+                        made = made.parent
+                made_files = [out / "config.yaml", out / "samples", out / "log.jsonl"]
             out.mkdir(parents=True, exist_ok=True)
-            save_config(cfg, out / "config.yaml")
+            _write_config(cfg, out / "config.yaml")
             (out / "samples").mkdir(exist_ok=True)
         # per-rank, per-resume randomness for data and noise
         seed = cfg.train.seed + 10007 * info.rank + 7919 * start
@@ -484,19 +555,23 @@ def train(cfg: RunConfig, data_dir, out_dir, steps: Optional[int] = None, resume
             from tqdm.auto import tqdm
 
             bar = tqdm(total=total, initial=start, desc="train", unit="step", dynamic_ncols=True)
-        last_saved = start if have_ckpt and resume else None
+        last_saved = start if resume else None
         t_start = time.time()
         t_log, n_log = time.time(), 0
-        step = start
         x0 = None
         summary: dict = {}
 
         def save(step_done: int, stopped: bool = False) -> None:
             wall = wall0 + time.time() - t_start
-            tensors, meta = _trainer_state(c, step_done, wall, {"metrics": avg})
-            card = _card(cfg, step_done, wall, str(data_dir), len(dataset) if dataset else 0, hw, avg, n_params,
+            extra = {"metrics": avg, "data": data_path, "settings": settings}
+            tensors, meta = _trainer_state(c, step_done, wall, extra)
+            card = _card(cfg, step_done, wall, str(data_path), len(dataset) if dataset else 0, hw, avg, n_params,
                          stopped)
             save_checkpoint(ckpt, c.ema.model.state_dict(), cfg, card, tensors, meta)
+
+        def kept() -> str:
+            return f"the last good checkpoint (step {last_saved}) is kept in {ckpt}" if last_saved is not None \
+                else "no checkpoint had been written yet"
 
         try:
             while step < total:
@@ -540,10 +615,13 @@ def train(cfg: RunConfig, data_dir, out_dir, steps: Optional[int] = None, resume
                 if stop:
                     break
         except TrainingDivergedError as exc:
-            where = f"the last good checkpoint (step {last_saved}) is kept in {ckpt}" if last_saved is not None \
-                else "no checkpoint had been written yet"
-            raise TrainingDivergedError(f"{exc}; training stopped, {where}. Try a lower learning rate, "
+            raise TrainingDivergedError(f"{exc}; training stopped, {kept()}. Try a lower learning rate, "
                                         f"grad clipping or fp32") from None
+        except (MemoryError, RuntimeError) as exc:
+            if not _out_of_memory(exc):
+                raise
+            raise PnpRgmError(f"out of memory at step {step + 1} on {info.device} (data.batch_size "
+                              f"{cfg.data.batch_size}, data.crop {cfg.data.crop}); lower them; {kept()}") from None
         finally:
             if bar is not None:
                 bar.close()
@@ -553,5 +631,16 @@ def train(cfg: RunConfig, data_dir, out_dir, steps: Optional[int] = None, resume
                    "checkpoint": str(ckpt),
                    "metrics": dict(avg), "world_size": info.world, "rank": info.rank}
         return summary
+    except BaseException:
+        if step == start and info.is_main:  # a new run that failed before its first step leaves nothing
+            if made is not None:
+                shutil.rmtree(made, ignore_errors=True)
+            else:
+                for p in made_files:
+                    if p.is_dir():
+                        shutil.rmtree(p, ignore_errors=True)
+                    elif p.exists():
+                        p.unlink()
+        raise
     finally:
         D_.cleanup()
