@@ -9,7 +9,7 @@ import numpy as np
 from pnp_rgm.errors import TaskError
 from pnp_rgm.io import image_to_tensor, read_image, tensor_to_image
 from pnp_rgm.operators import mask_from_image
-from pnp_rgm.tasks import OPERATOR_KEYS, known_pixels, simulate_observation
+from pnp_rgm.tasks import OPERATOR_KEYS, known_pixels, simulate_observation, with_default_boundary
 
 from ._common import check_outputs, parse_settings, write_output
 
@@ -26,7 +26,8 @@ from ._common import check_outputs, parse_settings, write_output
 @click.option("--mask", metavar="MASK", default=None,
               help="inpaint: mask image, white = known. Default: 50%% random pixels (--set missing=0.5, or --set box=center).")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
-              help="Operator parameter: width/size (deblur), missing/box (inpaint). Repeatable.")
+              help="Operator parameter: width/size/boundary (deblur; boundary free, the default: the scene "
+                   "beyond the image is its mirror image; zero: black), missing/box (inpaint). Repeatable.")
 @click.option("--bits", type=click.Choice(["8", "16"]), default="8", show_default=True, help="Bits per sample (PNG/TIFF).")
 @click.option("--overwrite", is_flag=True, help="Replace existing output files.")
 def degrade(clean, task, output, sigma, seed, mask, settings, bits, overwrite):
@@ -56,7 +57,7 @@ def degrade(clean, task, output, sigma, seed, mask, settings, bits, overwrite):
         if m.shape[:2] != img.shape[:2]:
             raise TaskError(f"mask '{mask}' is {m.shape[1]}x{m.shape[0]} but the image is {img.shape[1]}x{img.shape[0]}")
         m = mask_from_image(m)
-    op, y = simulate_observation(task, x, sigma, seed, m, **params)
+    op, y = simulate_observation(task, x, sigma, seed, m, **with_default_boundary(task, params))
 
     write_output(out, tensor_to_image(y.float()), int(bits), overwrite)
     if task == "inpaint":

@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pnp_rgm.api import Restorer  # noqa: E402
 from pnp_rgm.priors import PRECISIONS  # noqa: E402
-from pnp_rgm.tasks import known_pixels, simulate_observation  # noqa: E402
+from pnp_rgm.tasks import known_pixels, simulate_observation, with_default_boundary  # noqa: E402
 
 
 def matmul_gflops(n: int = 2048, repeat: int = 5) -> float:
@@ -70,7 +70,7 @@ def main(argv=None) -> int:
     tops = {}
     for task in a.tasks.split(","):
         sigma = 25 / 255 if task == "denoise" else 0.0
-        op, y = simulate_observation(task, x, sigma, seed=0)
+        op, y = simulate_observation(task, x, sigma, seed=0, **with_default_boundary(task, {}))  # as restore models it
         mask = known_pixels(op)
         r = Restorer(task, sigma=sigma, precision=a.precision)
         if r.method != "rgm":

@@ -22,7 +22,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pnp_rgm.api import Restorer  # noqa: E402
-from pnp_rgm.tasks import known_pixels, simulate_observation  # noqa: E402
+from pnp_rgm.tasks import known_pixels, simulate_observation, with_default_boundary  # noqa: E402
 
 TASKS = ["sr2", "sr4", "sr8", "sr4-bicubic", "colorize", "denoise", "inpaint", "deblur-gauss", "deblur-uniform"]
 
@@ -46,7 +46,7 @@ def main(argv=None) -> int:
     print("|---|---|---|" + "---|" * len(precisions))
     for task in a.tasks.split(","):
         sigma = 25 / 255 if task == "denoise" else 0.0
-        op, y = simulate_observation(task, x, sigma, seed=0)
+        op, y = simulate_observation(task, x, sigma, seed=0, **with_default_boundary(task, {}))  # as restore models it
         mask = known_pixels(op)
         cells = []
         for precision in precisions:

@@ -27,7 +27,7 @@ from pnp_rgm.benchmark import center_crop, list_images  # noqa: E402
 from pnp_rgm.io import image_to_tensor, read_image  # noqa: E402
 from pnp_rgm.metrics import psnr  # noqa: E402
 from pnp_rgm.presets import preset_for  # noqa: E402
-from pnp_rgm.tasks import known_pixels, simulate_observation, sr_factor  # noqa: E402
+from pnp_rgm.tasks import OPERATOR_KEYS, known_pixels, simulate_observation, sr_factor, with_default_boundary  # noqa: E402
 
 
 def parse_pairs(items: list[str]) -> dict:
@@ -58,13 +58,15 @@ def main(argv=None) -> int:
     grid = parse_pairs(a.grid)
     keys = list(grid)
     mult = sr_factor(a.task) or 1
+    # the operator as restore models it (a blur: boundary free unless --set), for simulation and Restorer alike
+    op_params = with_default_boundary(a.task, {k: v for k, v in fixed.items() if k in OPERATOR_KEYS})
     cases = []
     for i, f in enumerate(list_images(a.data, a.limit)):
         img = read_image(f)
         if img.shape[2] == 1:
             continue  # colour priors and colorize: skip gray images
         x = image_to_tensor(center_crop(img, a.crop, mult))
-        op, y = simulate_observation(a.task, x, a.sigma, seed=a.seed + i)
+        op, y = simulate_observation(a.task, x, a.sigma, seed=a.seed + i, **op_params)
         cases.append((x, y, known_pixels(op)))
     rows = []
     loaded = None

@@ -12,8 +12,8 @@ task name           observation model (per channel unless stated)
 ``srN-bicubic``     ``y = S_N (k_bic * x)``: separable antialiased bicubic filter + stride N
 ``colorize``        ``y = (R + G + B) / 3`` per pixel (3-channel input, 1-channel output)
 ``inpaint``         ``y = m ⊙ x``, mask ``m`` (1 = known); missing pixels observed as 0
-``deblur-gauss``    ``y = k_g * x``, separable Gaussian (std ``width``, odd ``size``), zero boundary
-``deblur-uniform``  ``y = k_u * x``, separable ``size × size`` box, zero boundary
+``deblur-gauss``    ``y = k_g * x``, separable Gaussian (std ``width``, odd ``size``), zero or free boundary
+``deblur-uniform``  ``y = k_u * x``, separable ``size × size`` box, zero or free boundary
 ``matrix``          ``y = A x`` for a dense ``matrix`` (small problems, tests)
 ==================  ================================================================
 """
@@ -46,7 +46,7 @@ from .masks import box_mask, fill_missing, mask_from_image, random_mask
 __all__ = [
     "SVDOperator", "Identity", "BlockAverage", "Colorize", "Inpaint", "Separable", "MatrixOperator",
     "make_operator", "observe", "TASK_NAMES", "random_mask", "box_mask", "mask_from_image", "fill_missing",
-    "conv_matrix", "gaussian_kernel", "uniform_kernel", "bicubic_down_matrix", "WINDOWED_TASKS", "MAX_SR_FACTOR",
+    "conv_matrix", "gaussian_kernel", "uniform_kernel", "bicubic_down_matrix", "WINDOWED_TASKS", "MAX_SR_FACTOR", "BOUNDARIES",
 ]
 
 #: Task names accepted by :func:`make_operator` (``srN`` stands for sr2, sr3, sr4, ...).
@@ -58,8 +58,8 @@ _PARAMS: dict[str, tuple[str, ...]] = {
     "sr-bicubic": (),
     "colorize": (),
     "inpaint": ("mask", "missing", "box", "seed"),
-    "deblur-gauss": ("width", "size"),
-    "deblur-uniform": ("size",),
+    "deblur-gauss": ("width", "size", "boundary"),
+    "deblur-uniform": ("size", "boundary"),
     "matrix": ("matrix", "out_shape"),
 }
 
@@ -89,18 +89,21 @@ MAX_SR_FACTOR = 32
 WINDOWED_TASKS = ("deblur-gauss", "deblur-uniform", "srN-bicubic")
 
 
-def _separable(shape: tuple[int, int, int], factor, scale: int, window) -> SVDOperator:
+def _separable(shape: tuple[int, int, int], factor, scale: int, window, margin: int = 0) -> SVDOperator:
     """``Separable(shape, factor(H), factor(W))`` with ``factor(n, rows)`` the 1-D matrix of an axis of
     ``n`` clean pixels (``rows``: only those observation rows). With ``window = ((r0, r1), (c0, c1))``
     (observation rows and columns; ``scale`` clean pixels per observation pixel) it is the exact
     operator of those observation pixels alone: the rows of the full image's factors, on the
     clean pixels they touch and the window's own. ``op.crop`` (two slices) locates the window's
-    own clean pixels in its input."""
+    own clean pixels in its input. ``margin`` (a blur's ``boundary: free``): the image is the
+    middle of a scene ``margin`` pixels larger on every side, which its observation also saw."""
     c, h, w = shape
-    if window is None:
+    if window is None and not margin:
         return Separable(shape, factor(h, None), factor(w, None))
+    window = window or ((0, h // scale), (0, w // scale))
     subs, crop = [], []
     for n, (start, stop) in zip((h, w), window):
+        n, start, stop = n + 2 * margin, start + margin, stop + margin  # in the scene's pixels
         a = factor(n, (start, stop))
         touched = np.flatnonzero(np.abs(a).sum(0) > 0)
         lo, hi = min(int(touched.min()), start * scale), max(int(touched.max()) + 1, stop * scale)
@@ -109,6 +112,19 @@ def _separable(shape: tuple[int, int, int], factor, scale: int, window) -> SVDOp
     op = Separable((c, subs[0].shape[1], subs[1].shape[1]), subs[0], subs[1])
     op.crop = tuple(crop)
     return op
+
+
+#: how a blur treats the image's border: ``zero`` (the scene is black outside the image, DDRM's and
+#: DPIR's model, the benchmarks'), ``free`` (a photo: the scene goes on outside, unknown)
+BOUNDARIES = ("zero", "free")
+
+
+def _margin(name: str, params: dict, size: int) -> int:
+    """The blur's reach beyond the image that ``boundary: free`` adds to the unknowns (0: zero boundary)."""
+    b = params.get("boundary", "zero")
+    if b not in BOUNDARIES:
+        raise TaskError(f"{name} boundary must be one of {', '.join(BOUNDARIES)}, got {b!r}")
+    return size // 2 if b == "free" else 0
 
 
 def make_operator(name: str, shape: tuple[int, int, int], *, window=None, **params: Any) -> SVDOperator:
@@ -120,8 +136,12 @@ def make_operator(name: str, shape: tuple[int, int, int], *, window=None, **para
       ``missing`` (fraction of pixels removed at random, with ``seed``), or
       ``box`` (``(top, left, height, width)`` removed, or ``"center"`` for the centred half box).
     * ``deblur-gauss``: ``width`` (std in pixels, default 3.0), ``size`` (odd, default
-      ``2·ceil(3·width) + 1``).
-    * ``deblur-uniform``: ``size`` (odd, default 9).
+      ``2·ceil(3·width) + 1``), ``boundary``.
+    * ``deblur-uniform``: ``size`` (odd, default 9), ``boundary``.
+      ``boundary: zero`` (default): the scene is black outside the image (``A`` is square).
+      ``boundary: free``: the observation of a photo, the blur of a scene that goes on outside
+      the image; ``A`` acts on the image plus ``size // 2`` unknown pixels on every side
+      (``op.in_shape`` is that much larger than ``shape``) and ``op.crop`` locates the image.
     * ``matrix``: ``matrix`` (``M × C·H·W``), ``out_shape`` (default ``(1, 1, M)``).
 
     ``window = ((r0, r1), (c0, c1))`` (``deblur-*`` and ``srN-bicubic``, whose pixels see beyond their
@@ -191,11 +211,11 @@ def make_operator(name: str, shape: tuple[int, int, int], *, window=None, **para
             raise TaskError(f"deblur-gauss width must be > 0, got {params.get('width')!r}")
         size = _odd_size(params.get("size", 2 * math.ceil(3 * width) + 1), "deblur-gauss")
         k = gaussian_kernel(size, width)
-        op = _separable(shape, lambda n, rows: conv_matrix(k, n, rows), 1, window)
+        op = _separable(shape, lambda n, rows: conv_matrix(k, n, rows), 1, window, _margin(name, params, size))
     elif key == "deblur-uniform":
         size = _odd_size(params.get("size", 9), "deblur-uniform")
         k = uniform_kernel(size)
-        op = _separable(shape, lambda n, rows: conv_matrix(k, n, rows), 1, window)
+        op = _separable(shape, lambda n, rows: conv_matrix(k, n, rows), 1, window, _margin(name, params, size))
     else:  # matrix
         if params.get("matrix") is None:
             raise TaskError("task 'matrix' needs matrix=<(M, C*H*W) array>")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import fields
+from functools import partial
 from pathlib import Path
 from typing import Any, Union
 
@@ -21,7 +22,7 @@ from pnp_rgm.errors import ShapeError, TaskError, as_number
 from pnp_rgm.pnp import RGMDRSConfig, rgm_prior_step
 from pnp_rgm.solvers import denoiser_prior_step, drs
 from pnp_rgm.tasks import (BASELINES, OPERATOR_KEYS, check_task, clean_shape, initial_estimate, make_task_operator,
-                           restore_baseline, sr_factor)
+                           restore_baseline, sr_factor, with_default_boundary)
 from pnp_rgm.tiling import Tile, TileSpec, restore_tiled
 
 ArrayOrTensor = Union[np.ndarray, torch.Tensor]
@@ -81,7 +82,9 @@ class Restorer:
     ``sigma`` (observation noise std, [0, 1] units), ``device`` (``auto``/``cpu``/``cuda``),
     ``seed``, tiling (``max_pixels``, ``tile``, ``overlap`` in observation pixels), ``precision`` of a
     learned prior's network (``auto``: bf16 on a CPU with native bf16, else fp32; ``fp32``; ``bf16``), and
-    ``settings``: operator parameters (``width``, ``size``) and solver settings
+    ``settings``: operator parameters (``width``, ``size``, ``boundary``: a blur's border model, here
+    ``free`` unless given — a photo's scene goes on beyond its frame; ``zero`` as the benchmarks
+    simulate) and solver settings
     (``tv``: ``tv_weight``, ``lam``, ``iters``, ``init_rcond``; learned priors: the fields of
     :class:`~pnp_rgm.pnp.RGMDRSConfig`; ``none``: ``rcond``). An explicit MMSE-twin ``prior``
     starts from the solver settings of the task's preset (tuned for twins); an RGM generator from
@@ -115,7 +118,7 @@ class Restorer:
             raise TaskError(f"seed must be an integer in [0, 2**63), got {seed}")
         self.task, self.sigma, self.seed = task, sigma, seed
         self.device = resolve_device(device)
-        self.op_params = {k: settings.pop(k) for k in list(settings) if k in OPERATOR_KEYS}
+        self.op_params = with_default_boundary(task, {k: settings.pop(k) for k in list(settings) if k in OPERATOR_KEYS})
         self.max_pixels = as_number("max_pixels", max_pixels, int)
         if self.max_pixels < 64 * 64:
             raise TaskError(f"max_pixels must be >= 4096, got {max_pixels}")
@@ -170,26 +173,38 @@ class Restorer:
 
     # ------------------------------------------------------------------ core
     def _restore_one(self, y: torch.Tensor, mask: np.ndarray | None, tile: Tile | None = None,
-                     callback=None) -> torch.Tensor:
-        """Restore ``y`` whole, or as ``tile`` of a larger observation (its own clean pixels)."""
+                     callback=None, sigma: float | None = None) -> torch.Tensor:
+        """Restore ``y`` whole, or as ``tile`` of a larger observation (its own clean pixels);
+        ``sigma``: the observation's noise level for a learned prior (default ``self.sigma``)."""
         op = make_task_operator(self.task, tuple(y.shape[1:]), mask=mask, tile=tile, **self.op_params)
-        x = self._solve(op, y, callback)
+        x = self._solve(op, y, callback, self.sigma if sigma is None else sigma)
         return x if op.crop is None else x[..., op.crop[0], op.crop[1]]
 
-    def _solve(self, op, y: torch.Tensor, callback=None) -> torch.Tensor:
+    def data_sigma(self, y: torch.Tensor) -> float:
+        """The observation noise a learned prior's solver assumes: ``sigma``, or for a blur given
+        ``sigma = 0`` whose observation lies on the 8-bit grid (an image file), that grid's rounding
+        noise 1/(255·√12) = 0.00113. A blur's data step at ``lam`` 10⁴ amplified the rounding of
+        8-bit files: 20.6 dB against 29.6 with it on 20 CBSD68 crops under the box blur, 24.6
+        against 25.1 under the Gaussian (README, "Deblurring a photo")."""
+        if self.sigma > 0 or not self.task.startswith("deblur"):
+            return self.sigma
+        v = y.double() * 255
+        return 1 / (255 * math.sqrt(12)) if bool(((v - v.round()).abs() < 0.01).all()) else 0.0
+
+    def _solve(self, op, y: torch.Tensor, callback=None, sigma: float = 0.0) -> torch.Tensor:
         if self.method == "none":
             return restore_baseline(op, y, "none", **self.settings)
         if self.method == "tv":
             return restore_baseline(op, y, "tv", sigma=self.sigma, callback=callback, **self.settings)
         if self.method == "bm3d":  # (C)BM3D at the schedule's noise levels
-            step = denoiser_prior_step(self.denoiser, self.config.sigmas(self.sigma), self.config.alpha)
+            step = denoiser_prior_step(self.denoiser, self.config.sigmas(sigma), self.config.alpha)
         else:
             gen = torch.Generator(device=self.prior.device).manual_seed(self.seed)
-            step = rgm_prior_step(self.prior, self.config, gen, sigma_y=self.sigma)
+            step = rgm_prior_step(self.prior, self.config, gen, sigma_y=sigma)
         r = self.config.samples  # independent chains, batched, then averaged
         yr = y.repeat(r, *([1] * (y.dim() - 1))) if r > 1 else y
         x0 = initial_estimate(op, yr)  # A+y; an inpaint hole starts from its surroundings, not from 0
-        state = drs(op, yr, step, lam=self.config.data_weight(self.sigma), iters=self.config.iters,
+        state = drs(op, yr, step, lam=self.config.data_weight(sigma), iters=self.config.iters,
                     x0=x0, callback=callback)
         w = state.w.reshape(r, *y.shape[:1], *state.w.shape[1:]).mean(0) if r > 1 else state.w
         return w.clamp(0, 1)
@@ -238,15 +253,16 @@ class Restorer:
         outs = []
         for i in range(y.shape[0]):
             yi = y[i:i + 1]
+            sigma = self.data_sigma(yi)
             if h * w * chains <= self.max_pixels:
-                outs.append(self._restore_one(yi, mask, callback=callback))
+                outs.append(self._restore_one(yi, mask, callback=callback, sigma=sigma))
             elif callback is not None:
                 raise TaskError(f"a callback needs an untiled run: the restored image has {h}x{w} pixels "
                                 f"(x {chains} samples), more than max_pixels={self.max_pixels}; raise max_pixels "
                                 "or drop the callback")
             else:
-                outs.append(restore_tiled(yi, sr_factor(self.task) or 1, c, self._restore_one, self.tiles,
-                                          mask=mask, progress=progress))
+                outs.append(restore_tiled(yi, sr_factor(self.task) or 1, c, partial(self._restore_one, sigma=sigma),
+                                          self.tiles, mask=mask, progress=progress))
         return torch.cat(outs).to(torch.float32)
 
     def __call__(self, observation: ArrayOrTensor, mask: np.ndarray | None = None, callback=None) -> ArrayOrTensor:

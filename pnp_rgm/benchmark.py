@@ -463,7 +463,8 @@ def run_benchmark(task: str, data: Path, out: Path, methods: list[str], sigma: f
 
     Gray images in a colour set are restored as RGB images with equal channels (colorize skips
     them, and RGB files whose channels are all equal). ``settings``: operator keys (``width``/``size``
-    of a blur, ``missing``/``box`` of inpaint) set the simulated degradation for every method; the
+    of a blur, ``boundary`` — ``zero`` unless set, unlike ``restore`` —, ``missing``/``box`` of inpaint)
+    set the simulated degradation for every method; the
     rest are solver settings for ``rgm-drs``, ``rgm-drs-sr`` and ``preset`` (over the preset's), each of
     which rejects keys it does not know; a key no requested method uses is an error. ``precision`` (auto,
     fp32, bf16) is every learned method's network precision, the peers' included, whatever order the
@@ -478,6 +479,8 @@ def run_benchmark(task: str, data: Path, out: Path, methods: list[str], sigma: f
     methods = list(dict.fromkeys(methods))  # a method named twice runs once
     settings = dict(settings or {})
     op_params = {k: settings.pop(k) for k in list(settings) if k in OPERATOR_KEYS}
+    if task in ("deblur-gauss", "deblur-uniform"):  # DDRM's and DPIR's model, every table's; restore's is free
+        op_params.setdefault("boundary", "zero")
     if "seed" in op_params:
         raise TaskError(f"seed={op_params['seed']}: the benchmark draws masks and noise from --seed (image i uses seed + i)")
     unknown = [m for m in methods if m not in METHODS]
@@ -594,6 +597,8 @@ def _run(task, data, out, files, methods, sigma, crop, seed, prior, settings, op
             with torch.no_grad():
                 est, nfe = METHODS[m](op, y, ctx)
             sec = time.perf_counter() - t0
+            if op.crop is not None and est.shape[-2:] != x.shape[-2:]:  # a free-boundary blur's margin
+                est = est[..., op.crop[0], op.crop[1]]
             est = est.float().clamp(0, 1)
             row = {"method": m, "image": f.name, "psnr": f"{psnr(x[0], est[0]):.4f}", "ssim": f"{ssim(x[0], est[0]):.5f}",
                    "nfe": nfe, "seconds": f"{sec:.4f}"}

@@ -24,7 +24,19 @@ if TYPE_CHECKING:
 #: task names accepted by ``restore``/``degrade`` (srN stands for any integer factor >= 2)
 TASKS = ("denoise", "sr2", "sr4", "sr8", "srN", "srN-bicubic", "colorize", "inpaint", "deblur-gauss", "deblur-uniform")
 #: operator parameters per task that may be set from the CLI (--set key=value)
-OPERATOR_KEYS = ("width", "size", "missing", "box", "seed")
+OPERATOR_KEYS = ("width", "size", "boundary", "missing", "box", "seed")
+#: the border model ``restore`` and ``degrade`` give a blur unless told: ``free`` (a photo's
+#: scene goes on outside it). The operator's own default and the benchmarks' is ``zero``
+#: (DDRM's and DPIR's): on a photo's blur it restored 13.0 dB (Gaussian) and 8.0 dB (box) where
+#: ``free`` restored 26.4 and 37.6 (README, "Deblurring a photo")
+RESTORE_BOUNDARY = "free"
+
+
+def with_default_boundary(task: str, params: dict) -> dict:
+    """``params`` with ``boundary: RESTORE_BOUNDARY`` added for a blur task that does not set one."""
+    if task in ("deblur-gauss", "deblur-uniform") and "boundary" not in params:
+        return {**params, "boundary": RESTORE_BOUNDARY}
+    return params
 #: restoration methods without a learned prior (bm3d: the optional bm3d package)
 BASELINES = ("none", "tv", "bm3d")
 #: the solver settings a ``bm3d`` run takes (from the task's preset unless given): RGM-DRS's
@@ -164,6 +176,9 @@ def simulate_observation(task: str, x: torch.Tensor, sigma: float = 0.0, seed: i
                          mask: np.ndarray | None = None, **params: Any) -> tuple[SVDOperator, torch.Tensor]:
     """Degrade a clean ``x`` ``(B, C, H, W)`` exactly as ``pnp-rgm degrade`` does; returns ``(op, y)``.
 
+    A blur with ``boundary: free`` blurs ``x`` extended by its mirror image, as a camera sees a
+    scene that goes on beyond the frame (``op.in_shape`` is the extended image).
+
     ``inpaint`` uses ``mask`` when given, else ``params`` (``missing``/``box``), else 50 % random
     pixels; a random mask and the noise are both drawn from ``seed``."""
     if task == "inpaint":
@@ -174,4 +189,9 @@ def simulate_observation(task: str, x: torch.Tensor, sigma: float = 0.0, seed: i
         if "missing" in params:
             params.setdefault("seed", seed)
     op = make_operator(task, tuple(x.shape[1:]), **params)
+    if op.crop is not None:  # boundary: free: the scene beyond the image is taken as its mirror image
+        rows, cols = op.crop
+        pad = (cols.start, op.in_shape[2] - cols.stop, rows.start, op.in_shape[1] - rows.stop)
+        mode = "reflect" if max(pad) < min(x.shape[-2:]) else "replicate"
+        x = torch.nn.functional.pad(x, pad, mode=mode)
     return op, observe(op, x, sigma, torch.Generator().manual_seed(seed))

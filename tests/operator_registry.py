@@ -44,6 +44,12 @@ REGISTRY = {
                            lambda x: _sep_correlate(x, gaussian_kernel(3, 0.8))),
     "deblur-uniform-1x6x7": ("deblur-uniform", (1, 6, 7), {"size": 3},
                              lambda x: _sep_correlate(x, np.full(3, 1 / 3))),
+    # boundary free: the input is the image plus size // 2 pixels of scene on every side; the
+    # observation is the blur's valid part
+    "deblur-gauss-free-1x5x4": ("deblur-gauss", (1, 5, 4), {"width": 1.0, "size": 5, "boundary": "free"},
+                                lambda x: _sep_correlate(x, gaussian_kernel(5, 1.0))[..., 2:-2, 2:-2]),
+    "deblur-uniform-free-2x4x6": ("deblur-uniform", (2, 4, 6), {"size": 3, "boundary": "free"},
+                                  lambda x: _sep_correlate(x, np.full(3, 1 / 3))[..., 1:-1, 1:-1]),
     "matrix-wide-1x3x4": ("matrix", (1, 3, 4), {"matrix": _MAT_WIDE},
                           lambda x: (x.reshape(x.shape[0], -1) @ _MAT_WIDE.T).reshape(x.shape[0], 1, 1, 7)),
     "matrix-tall-1x3x4": ("matrix", (1, 3, 4), {"matrix": _MAT_TALL, "out_shape": (1, 3, 5)},

@@ -337,3 +337,19 @@ def test_torchrun_process_checks_the_other_shards_inputs_too(tmp_path, capsys, m
     rc, _, err = run(capsys, "restore", "--task", "sr2", src, "--prior", "none", "-o", out)
     assert rc == 2 and "b.png" in err and "Traceback" not in err
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_degrade_blurs_a_photos_scene_unless_boundary_zero(photos, tmp_path, capsys):
+    # a blur's default border model in degrade and restore is a photo's (boundary free: the scene
+    # beyond the frame, simulated as its mirror image); boundary=zero darkens the border instead
+    for b in ("free", "zero"):
+        rc, _, err = run(capsys, "degrade", "--task", "deblur-gauss", photos / "rgb.png", "-o", tmp_path / f"{b}.png",
+                         "--set", "width=1.5", *(["--set", "boundary=zero"] if b == "zero" else []))
+        assert rc == 0, err
+    free, zero, clean = (read_image(p) for p in (tmp_path / "free.png", tmp_path / "zero.png", photos / "rgb.png"))
+    edge = lambda a: np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]]).mean()  # noqa: E731
+    assert abs(edge(free) - edge(clean)) < 0.02 < edge(clean) - edge(zero)
+    rc, out, err = run(capsys, "restore", "--task", "deblur-gauss", tmp_path / "free.png", "-o", tmp_path / "r.png",
+                       "--set", "width=1.5")
+    assert rc == 0, err
+    assert psnr(clean, read_image(tmp_path / "r.png")) > psnr(clean, free) + 2
