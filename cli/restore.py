@@ -93,7 +93,7 @@ def _device(device: str, world: int) -> str:
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
               help="Solver setting (tv: tv_weight, lam, iters, init_rcond; none: rcond; learned: steps, "
                    "sigma_max, sigma_min, alpha, lam, nu, outer, levels, z, flip, ensemble, samples) or "
-                   "operator parameter (width, size). Repeatable.")
+                   "operator parameter (width, size, boundary: free, the default, or zero). Repeatable.")
 @click.option("--simulate", metavar="CLEAN", default=None,
               help="Degrade the clean image CLEAN with TASK (and --sigma, --seed) first, restore it, print PSNR/SSIM.")
 @click.option("--bits", type=click.Choice(["8", "16"]), default="8", show_default=True, help="Bits per sample (PNG/TIFF).")

@@ -180,7 +180,7 @@ class Restorer:
         x = self._solve(op, y, callback, self.sigma if sigma is None else sigma)
         return x if op.crop is None else x[..., op.crop[0], op.crop[1]]
 
-    def data_sigma(self, y: torch.Tensor) -> float:
+    def data_sigma(self, y: torch.Tensor, low_precision: bool = False) -> float:
         """The observation noise a learned prior's solver assumes: ``sigma``, or for a blur given
         ``sigma = 0`` whose observation lies on the 8-bit grid (an image file), that grid's rounding
         noise 1/(255·√12) = 0.00113. A blur's data step at ``lam`` 10⁴ amplified the rounding of
@@ -188,6 +188,8 @@ class Restorer:
         against 25.1 under the Gaussian (README, "Deblurring a photo")."""
         if self.sigma > 0 or not self.task.startswith("deblur"):
             return self.sigma
+        if low_precision or y.dtype in (torch.bfloat16, torch.float16):  # rounded at least as coarsely
+            return 1 / (255 * math.sqrt(12))
         v = y.double() * 255
         return 1 / (255 * math.sqrt(12)) if bool(((v - v.round()).abs() < 0.01).all()) else 0.0
 
@@ -219,7 +221,9 @@ class Restorer:
         :class:`~pnp_rgm.solvers.DRSState` after every DRS iteration of an untiled run (e.g.
         :class:`~pnp_rgm.solvers.PSNRTrace` against a known ground truth); returning ``False``
         stops early. A tiled run has no whole-image iterate, so a callback there is an error.
-        ``progress(done, total)`` is called after each tile of a tiled run."""
+        ``progress(done, total)`` is called after each tile of a tiled run (counted over the batch).
+        ``mask`` (inpaint; 1/True = known): ``(H, W)`` or ``(C, H, W)`` shared by the batch, or
+        ``(B, C, H, W)`` (C may be 1), one per image."""
         if not isinstance(y, torch.Tensor) or y.dim() != 4:
             raise ShapeError(f"observation must be a (B, C, H, W) tensor, got {getattr(y, 'shape', type(y).__name__)}")
         if y.numel() == 0:
@@ -247,22 +251,29 @@ class Restorer:
             raise TaskError("task 'inpaint' needs a mask (1 = known pixel)")
         if mask is not None:
             mask = _known_mask(mask, tuple(y.shape[-2:]))
+            if mask.ndim == 4 and mask.shape[0] != y.shape[0]:
+                raise ShapeError(f"a (B, C, H, W) mask gives one mask per image: {mask.shape[0]} masks for "
+                                 f"{y.shape[0]} image(s)")
         c, h, w = clean_shape(self.task, tuple(y.shape[1:]))
+        low = y.dtype in (torch.bfloat16, torch.float16)
         y = y.to(self.device, torch.float32)
         chains = getattr(getattr(self, "config", None), "samples", 1)  # a learned prior's chains run side by side
         outs = []
-        for i in range(y.shape[0]):
-            yi = y[i:i + 1]
-            sigma = self.data_sigma(yi)
+        b = y.shape[0]
+        for i in range(b):
+            mi = mask[i] if mask is not None and mask.ndim == 4 else mask  # one per image, or shared
+            yi, mi = y[i:i + 1], (mi[0] if mi is not None and mi.ndim == 3 and mi.shape[0] == 1 else mi)
+            sigma = self.data_sigma(yi, low)
             if h * w * chains <= self.max_pixels:
-                outs.append(self._restore_one(yi, mask, callback=callback, sigma=sigma))
+                outs.append(self._restore_one(yi, mi, callback=callback, sigma=sigma))
             elif callback is not None:
                 raise TaskError(f"a callback needs an untiled run: the restored image has {h}x{w} pixels "
                                 f"(x {chains} samples), more than max_pixels={self.max_pixels}; raise max_pixels "
                                 "or drop the callback")
             else:
+                count = None if progress is None else (lambda d, n, i=i: progress(i * n + d, b * n))  # whole batch
                 outs.append(restore_tiled(yi, sr_factor(self.task) or 1, c, partial(self._restore_one, sigma=sigma),
-                                          self.tiles, mask=mask, progress=progress))
+                                          self.tiles, mask=mi, progress=count))
         return torch.cat(outs).to(torch.float32)
 
     def __call__(self, observation: ArrayOrTensor, mask: np.ndarray | None = None, callback=None) -> ArrayOrTensor:
@@ -309,8 +320,9 @@ def _known_mask(mask: Any, hw: tuple[int, int]) -> np.ndarray:
     if isinstance(mask, torch.Tensor):
         mask = mask.detach().cpu().numpy()
     mask = np.asarray(mask)
-    if mask.shape[-2:] != hw:
-        raise ShapeError(f"mask has shape {mask.shape}; the observation is {hw}")
+    if mask.shape[-2:] != hw or not 2 <= mask.ndim <= 4:
+        raise ShapeError(f"mask has shape {mask.shape}; the observation is {hw}: give (H, W), (C, H, W) or "
+                         "(B, C, H, W)")
     if mask.dtype == bool:
         return mask
     if mask.dtype.kind not in "iuf":

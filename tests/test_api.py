@@ -475,3 +475,26 @@ def test_a_blurs_8_bit_observation_carries_its_rounding_noise():
     assert r.data_sigma(q) == pytest.approx(1 / (255 * 12 ** 0.5)) and r.data_sigma(y) == 0.0
     assert Restorer("deblur-gauss", "tv", sigma=0.05).data_sigma(q) == 0.05  # a given sigma stands
     assert Restorer("sr4", "tv").data_sigma(q) == 0.0  # well-conditioned tasks keep lam as set
+
+
+def test_batches_take_one_mask_per_image_and_count_tiles_over_the_batch():
+    rng = np.random.default_rng(0)
+    x = torch.rand(3, 3, 24, 20)
+    masks = rng.random((3, 1, 24, 20)) > 0.5
+    y = x * torch.from_numpy(masks)
+    r = Restorer("inpaint", "tv", device="cpu", iters=3)
+    both = r.restore_tensor(y, masks)
+    for i in range(3):
+        assert torch.equal(both[i], r.restore_tensor(y[i:i + 1], masks[i, 0])[0])
+    with pytest.raises(ShapeError, match="one mask per image: 3 masks for 2"):
+        r.restore_tensor(y[:2], masks)
+    calls = []
+    Restorer("sr2", "none", max_pixels=64 * 64, tile=16, overlap=4).restore_tensor(
+        torch.rand(2, 3, 40, 40), progress=lambda d, n: calls.append((d, n)))
+    assert [d for d, _ in calls] == list(range(1, len(calls) + 1)) and calls[-1][1] == len(calls)
+
+
+def test_a_low_precision_blur_observation_is_not_taken_as_exact():
+    r = Restorer("deblur-gauss", "tv", device="cpu")
+    q = (torch.rand(1, 3, 8, 8) * 255).round() / 255
+    assert r.data_sigma(q.bfloat16()) == r.data_sigma(q) == pytest.approx(1 / (255 * 12 ** 0.5))
