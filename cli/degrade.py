@@ -24,7 +24,7 @@ from ._common import check_outputs, parse_settings, write_output
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True,
               help="Seed of the noise and of a random mask.")
 @click.option("--mask", metavar="MASK", default=None,
-              help="inpaint: mask image, white = known. Default: 50%% random pixels (--set missing=0.5, or --set box=center).")
+              help="inpaint: mask image, white = known. Default: 50% random pixels (--set missing=0.5, or --set box=center).")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
               help="Operator parameter: width/size/boundary (deblur; boundary free, the default: the scene "
                    "beyond the image is its mirror image; zero: black), missing/box (inpaint). Repeatable.")

@@ -173,7 +173,7 @@ def run(op: str, a) -> dict:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--ops", default="blur,identity")
     ap.add_argument("--dim", type=int, default=16)

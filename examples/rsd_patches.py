@@ -39,7 +39,7 @@ def crops(folder: Path, n: int, size: int, seed: int, noise: float = 0.0) -> tor
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     ap.add_argument("--teacher", required=True)
     ap.add_argument("--student", action="append", default=[], metavar="[NAME=]PATH", help="repeatable")
     ap.add_argument("--reference", type=Path, required=True, help="clean images (CBSD68)")

@@ -78,7 +78,7 @@ def main(argv=None) -> int:
         vals = [psnr(x[0], r.restore_tensor(y, mask)[0]) for x, y, mask in cases]
         rows.append((float(np.mean(vals)), dict(zip(keys, combo)), (time.perf_counter() - t0) / len(cases)))
         print(f"{rows[-1][0]:7.3f} dB  {rows[-1][1]}  {rows[-1][2]:.2f} s/img", flush=True)
-    print(f"\n{a.task}, sigma={a.sigma}, {len(cases)} images of {a.data} (crop {a.crop}), prior {prior}, fixed {fixed}")
+    print(f"\n{a.task}, sigma={a.sigma}, {len(cases)} images of {a.data} (crop {a.crop}), prior {prior}, fixed {({k: v for k, v in fixed.items() if k not in keys})}")
     for p, combo, s in sorted(rows, key=lambda r: -r[0]):
         print(f"{p:7.3f} dB  {combo}")
     return 0

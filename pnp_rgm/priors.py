@@ -232,8 +232,8 @@ class Prior:
 
     def _restorer(self, what: str) -> None:
         if self.one_step:
-            raise PnpRgmError(f"{what}: this prior is a one-step RSD generator, which samples but does not restore; "
-                              f"use its teacher ({self.config.objective.teacher}) as a restoration prior")
+            raise PnpRgmError(f"this prior is a one-step RSD generator, which samples but does not restore (asked to "
+                              f"{what}); use its teacher ({self.config.objective.teacher}) as a restoration prior")
 
     # ---- API
     def degrade(self, x0: torch.Tensor, k, generator: Optional[torch.Generator] = None) -> torch.Tensor:
