@@ -60,7 +60,7 @@ def main(argv=None) -> int:
                     cell = fmt.format(v[metric]) if v else "—"
                     cells.append(f"**{cell}**" if v and v[metric] == best[s] else cell)
                 print(f"| {t} | {label} | " + " | ".join(cells) + " |")
-    print("\n### generator calls and seconds per image (256² crops, 1 CPU thread)\n")
+    print("\n### generator calls and seconds per image (as the folders ran them: see their settings.yaml)\n")
     print("| task | method | calls | s / image (" + ", ".join(sets) + ") |")
     print("|---|---|---|---|")
     for t in tasks:

@@ -83,11 +83,13 @@ def main(argv=None) -> int:
         imgs = p.sample(a.n, a.size, seed=a.seed, progress=True)
         rows[f"student {name or Path(path).parent.name}, one step"] = (imgs, 1, time.time() - t0)
     res = {"args": {k: str(v) for k, v in vars(a).items()}, "rows": {}}
+    dists = {name: laplacian_swd(imgs, ref, seed=a.seed) for name, (imgs, _, _) in rows.items()}
+    scales = list(next(iter(dists.values()))["levels"]) if dists else []  # the pyramid's levels, as computed
     print(f"\nLP-SWD x1e3 to {a.n} clean {a.reference.name} {a.size}² patches (lower is closer)")
-    print("| samples | calls | s / patch | " + " | ".join(f"{s}²" for s in (a.size, a.size // 2, a.size // 4)) + " | avg |")
-    print("|---|---|---|---|---|---|---|")
+    print("| samples | calls | s / patch | " + " | ".join(f"{s}²" for s in scales) + " | avg |")
+    print("|---|---|---|" + "---|" * (len(scales) + 1))
     for i, (name, (imgs, calls, secs)) in enumerate(rows.items()):
-        d = laplacian_swd(imgs, ref, seed=a.seed)
+        d = dists[name]
         res["rows"][name] = {"calls": calls, "seconds_per_patch": secs / a.n, **d}
         lv = " | ".join(f"{v:.1f}" for v in d["levels"].values())
         print(f"| {name} | {calls} | {secs / a.n:.3f} | {lv} | {d['avg']:.1f} |")
