@@ -28,8 +28,8 @@ def sample(checkpoint, count, output, size, seed, nrow, device, overwrite):
     import torch
 
     from pnp_rgm.api import resolve_device
-    from pnp_rgm.errors import OutputExistsError, PnpRgmError
-    from pnp_rgm.io import WRITE_EXTENSIONS
+    from pnp_rgm.errors import OutputExistsError, PnpRgmError, is_out_of_memory
+    from pnp_rgm.io import WRITE_EXTENSIONS, check_image_output
     from pnp_rgm.priors import load_prior
     from pnp_rgm.sampling import image_grid
 
@@ -42,8 +42,7 @@ def sample(checkpoint, count, output, size, seed, nrow, device, overwrite):
     out = Path(output)  # checked before sampling, which can take long
     if out.is_dir():
         raise PnpRgmError(f"-o {output}: is a folder; give an image file name ({', '.join(WRITE_EXTENSIONS)})")
-    if out.suffix.lower() not in WRITE_EXTENSIONS:
-        raise PnpRgmError(f"-o {output}: unknown extension {out.suffix!r}; valid: {', '.join(WRITE_EXTENSIONS)}")
+    check_image_output(out)  # the extension, before sampling
     if out.exists() and not overwrite:
         raise OutputExistsError(f"{output} exists; pass --overwrite to replace it")
     dev = resolve_device(device)
@@ -54,7 +53,7 @@ def sample(checkpoint, count, output, size, seed, nrow, device, overwrite):
             imgs = prior.sample(count, size=size, seed=seed, progress=True)
         grid = image_grid(imgs, nrow)
     except (MemoryError, RuntimeError) as exc:
-        if not isinstance(exc, MemoryError) and "out of memory" not in str(exc) and "can't allocate" not in str(exc):
+        if not is_out_of_memory(exc):
             raise
         raise PnpRgmError(f"out of memory sampling {count} images of {size}x{size} on {dev}; "
                           f"lower -n or --size") from None

@@ -44,3 +44,12 @@ def as_number(what: str, value: object, kind: type = float) -> float | int:
     except (TypeError, ValueError):
         raise TaskError(f"{what} must be {'an integer' if kind is int else 'a number'}, got {value!r}") from None
     return int(f) if kind is int else f
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """An allocation failure: numpy's MemoryError, torch's CUDA OOM or its CPU allocator's error
+    (which commands report in one line instead of a traceback)."""
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+        return True
+    msg = str(exc)
+    return isinstance(exc, RuntimeError) and ("out of memory" in msg or "can't allocate memory" in msg)

@@ -33,7 +33,7 @@ import torch.nn as nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from pnp_rgm.config import save_config
-from pnp_rgm.errors import CheckpointError, ConfigError, PnpRgmError
+from pnp_rgm.errors import CheckpointError, ConfigError, PnpRgmError, is_out_of_memory
 from pnp_rgm.nets import Generator, build_discriminator, count_params
 from pnp_rgm.objectives import AmbientSpectralObjective, make_objective
 from pnp_rgm.priors import Prior
@@ -415,14 +415,6 @@ def _sample_figure(c: Components, x0: torch.Tensor, path: Path, seed: int) -> No
 
 
 # --------------------------------------------------------------------------- main loop
-def _out_of_memory(exc: BaseException) -> bool:
-    """An allocation failure: numpy's MemoryError, torch's CUDA OOM or its CPU allocator's error."""
-    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
-        return True
-    msg = str(exc)
-    return isinstance(exc, RuntimeError) and ("out of memory" in msg or "can't allocate memory" in msg)
-
-
 def _write_config(cfg: RunConfig, path: Path) -> None:
     """save_config, atomically: a kill leaves the old file or the new one, never half of one."""
     tmp = path.with_name(f".{path.name}.tmp")
@@ -618,7 +610,7 @@ def train(cfg: RunConfig, data_dir, out_dir, steps: Optional[int] = None, resume
             raise TrainingDivergedError(f"{exc}; training stopped, {kept()}. Try a lower learning rate, "
                                         f"grad clipping or fp32") from None
         except (MemoryError, RuntimeError) as exc:
-            if not _out_of_memory(exc):
+            if not is_out_of_memory(exc):
                 raise
             raise PnpRgmError(f"out of memory at step {step + 1} on {info.device} (data.batch_size "
                               f"{cfg.data.batch_size}, data.crop {cfg.data.crop}); lower them; {kept()}") from None
