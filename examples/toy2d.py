@@ -17,7 +17,8 @@ Measured (3000 iterations, seed 0, 4000 samples, 2-core CPU, ~1-5 min each):
 kld 8/8 modes, high_quality_frac ~0.7; dswd 8/8, ~0.45; mmd 6/8, ~0.49; mmse 0/8, ~0.002
 (MMSE lands between the modes: the posterior mean of x_0 given x_1). A GAN's run depends on its
 seed and on the CPU's arithmetic: on an Intel Xeon, kld seeds 0 / 1 / 2 / 3 covered 4 / 6 / 8 / 8
-modes (high_quality_frac 0.37 / 0.44 / 0.64 / 0.65); the figures above are an AMD EPYC's.
+modes (high_quality_frac 0.37 / 0.44 / 0.64 / 0.65); the figures above were measured when this
+script was written, on an earlier machine.
 """
 from __future__ import annotations
 

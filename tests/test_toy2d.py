@@ -47,8 +47,8 @@ def test_toy2d_runs(tmp_path, prior):
 def test_toy2d_map_beats_mmse(tmp_path):
     """The paper's claim on the 2-D mixture: the MAP (GAN) prior recovers the modes in K=4 steps,
     MMSE lands between them. A GAN's run depends on its seed (and on the CPU's arithmetic: seed 0
-    covered 8 modes on the AMD EPYC, 4 on the Xeon, whose seeds 1-3 covered 6, 8 and 8), so the
-    claim is checked on the mean of four seeds. ~1-2 min on 2 cores."""
+    covered 8 modes when this was written, 4 on the Xeon, whose seeds 1-3 covered 6, 8 and 8), so
+    the claim is checked on the mean of four seeds. ~1-2 min on 2 cores."""
     toy = _load()
     threads = torch.get_num_threads()
     runs = []
