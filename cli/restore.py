@@ -8,7 +8,7 @@ import click
 import numpy as np
 from tqdm.auto import tqdm
 
-from pnp_rgm.errors import ImageError, TaskError
+from pnp_rgm.errors import ImageError, PnpRgmError, TaskError
 from pnp_rgm.io import IMAGE_EXTENSIONS, check_image_output, image_files, image_to_tensor, read_image, tensor_to_image
 from pnp_rgm.metrics import psnr, ssim
 from pnp_rgm.operators import mask_from_image
@@ -123,7 +123,13 @@ def restore(inputs, task, output, prior, sigma, mask, seed, device, precision, s
                         **parse_settings(settings, OWN_OPTIONS))
     mask_arr = None
     if mask is not None:
-        mask_arr = mask_from_image(read_image(mask))
+        try:
+            mask_arr = mask_from_image(read_image(mask))
+        except PnpRgmError as exc:
+            msg = str(exc)
+            raise type(exc)(msg if str(mask) in msg else f"--mask '{mask}': {msg}") from None
+        if not mask_arr.any():
+            raise TaskError(f"--mask '{mask}' keeps no pixel (it is all black); white = known pixel")
 
     def load(src: Path):
         """(reference image, observation tensor, mask) of one input; raises on any bad input."""

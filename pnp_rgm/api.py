@@ -157,8 +157,9 @@ class Restorer:
 
             if isinstance(prior, (str, os.PathLike)) and not Path(prior).is_dir() and prior not in available_priors():
                 bundled = ", ".join(available_priors()) or "none bundled"
-                raise TaskError(f"unknown prior {str(prior)!r}; valid: none, tv, a bundled prior ({bundled}) "
-                                "or a checkpoint folder")
+                what = "is a file, not a checkpoint folder" if Path(prior).is_file() else "is unknown"
+                raise TaskError(f"prior {str(prior)!r} {what}; valid: none, tv, bm3d, a bundled prior ({bundled}) "
+                                "or a checkpoint folder (model.safetensors, config.yaml)")
             self.prior = prior if isinstance(prior, Prior) else load_prior(prior)
             self.prior.to(self.device)
             self.prior.set_precision(precision)

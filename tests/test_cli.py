@@ -106,7 +106,9 @@ def test_restore_with_box_mask_fills_hole(photos, tmp_path, capsys):
         (["restore", "--task", "colorize", "{d}/rgb.png", "-o", "{t}/o.png"], "grayscale"),
         (["restore", "--task", "inpaint", "{d}/rgb.png", "-o", "{t}/o.png"], "--mask"),
         (["restore", "--task", "sr4", "{d}/rgb.png", "-o", "{t}/o.png", "--mask", "{d}/gray.png"], "only used"),
-        (["restore", "--task", "sr4", "{d}/rgb.png", "-o", "{t}/o.png", "--prior", "magic"], "unknown prior 'magic'"),
+        (["restore", "--task", "sr4", "{d}/rgb.png", "-o", "{t}/o.png", "--prior", "magic"], "prior 'magic' is unknown"),
+        (["restore", "--task", "sr4", "{d}/rgb.png", "-o", "{t}/o.png", "--prior", "{d}/rgb.png"], "is a file, not a checkpoint"),
+        (["restore", "--task", "inpaint", "{d}/rgb.png", "-o", "{t}/o.png", "--mask", "{d}/black.png"], "--mask '"),
         (["restore", "--task", "sr4", "{d}/rgb.png", "-o", "{t}/o.png", "--set", "iters=0"], "iters"),
         (["restore", "--task", "sr4", "{d}/rgb.png", "-o", "{t}/o.png", "--set", "bogus=1"], "unknown setting"),
         (["restore", "--task", "sr4", "{d}/rgb.png", "-o", "{d}/gray.png"], "--overwrite"),
@@ -138,6 +140,7 @@ def test_restore_with_box_mask_fills_hole(photos, tmp_path, capsys):
 def test_bad_input_exits_2_with_one_line(photos, tmp_path, capsys, args, text):
     (photos / "not_an_image.png").write_text("hello")
     write_image(photos / "tiny.png", np.full((3, 5, 3), 0.5), overwrite=True)
+    write_image(photos / "black.png", np.zeros((64, 48)), overwrite=True)  # a mask that keeps no pixel
     before = {p: p.stat().st_mtime_ns for p in photos.iterdir()}
     rc, out, err = run(capsys, *[a.format(d=photos, t=tmp_path) for a in args])
     assert rc == 2
