@@ -362,7 +362,8 @@ def load_prior(path_or_name: Union[str, os.PathLike], device: Union[str, torch.d
     try:
         cfg = load_run_config(cfg_p)
     except ConfigError as exc:
-        raise CheckpointError(f"{cfg_p}: invalid config ({exc})") from None
+        msg = str(exc).removeprefix(f"{cfg_p}: ")  # the YAML reader names the file already
+        raise CheckpointError(f"{cfg_p}: invalid config ({msg})") from None
     sd = load_state_dict(folder / "model.safetensors")
     G = Generator(cfg.model)
     missing, unexpected = set(G.state_dict()) - set(sd), set(sd) - set(G.state_dict())

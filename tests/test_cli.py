@@ -356,3 +356,14 @@ def test_degrade_blurs_a_photos_scene_unless_boundary_zero(photos, tmp_path, cap
                        "--set", "width=1.5")
     assert rc == 0, err
     assert psnr(clean, read_image(tmp_path / "r.png")) > psnr(clean, free) + 2
+
+
+def test_a_prior_folder_with_broken_yaml_is_named_once(photos, tmp_path, capsys):
+    import shutil
+    from pathlib import Path
+
+    import pnp_rgm.pretrained
+    shutil.copytree(Path(pnp_rgm.pretrained.__file__).resolve().parent / "mmse-color", tmp_path / "p")
+    (tmp_path / "p" / "config.yaml").write_text("model:\n  kind: [unclosed\n")
+    rc, _, err = run(capsys, "restore", "--task", "sr4", photos / "rgb.png", "-o", tmp_path / "o.png", "--prior", tmp_path / "p")
+    assert rc == 2 and err.count("config.yaml") == 1 and "not valid YAML" in err and not (tmp_path / "o.png").exists()
