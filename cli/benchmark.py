@@ -38,12 +38,11 @@ def benchmark(task, data, out, methods, prior, sigma, limit, crop, seed, setting
 
 
 def _check_task(task: str) -> None:
-    """A task the command line can simulate: ``matrix`` needs a matrix only the Python API can pass."""
+    """A task the command line can simulate (:func:`pnp_rgm.tasks.check_task`); ``matrix``, an operator
+    of the Python API, needs a matrix only that API can pass."""
     from pnp_rgm.errors import TaskError
-    from pnp_rgm.tasks import TASKS, sr_factor
+    from pnp_rgm.tasks import TASKS, check_task
 
-    valid = f"{', '.join(TASKS)} (srN: any integer factor N >= 2)"
     if task == "matrix":
-        raise TaskError(f"--task matrix needs an explicit matrix (Python API only); valid here: {valid}")
-    if task in ("srN", "srN-bicubic") or (task not in TASKS and sr_factor(task) is None):
-        raise TaskError(f"unknown task {task!r}; valid: {valid}")
+        raise TaskError(f"--task matrix needs an explicit matrix (Python API only); valid here: {', '.join(TASKS)}")
+    check_task(task)

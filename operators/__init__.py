@@ -46,7 +46,8 @@ from .masks import box_mask, fill_missing, mask_from_image, random_mask
 __all__ = [
     "SVDOperator", "Identity", "BlockAverage", "Colorize", "Inpaint", "Separable", "MatrixOperator",
     "make_operator", "observe", "TASK_NAMES", "random_mask", "box_mask", "mask_from_image", "fill_missing",
-    "conv_matrix", "gaussian_kernel", "uniform_kernel", "bicubic_down_matrix", "WINDOWED_TASKS", "MAX_SR_FACTOR", "BOUNDARIES",
+    "conv_matrix", "gaussian_kernel", "uniform_kernel", "bicubic_down_matrix",
+    "WINDOWED_TASKS", "BLUR_TASKS", "BOUNDARIES", "MAX_SR_FACTOR", "is_windowed",
 ]
 
 #: Task names accepted by :func:`make_operator` (``srN`` stands for sr2, sr3, sr4, ...).
@@ -87,6 +88,19 @@ MAX_SR_FACTOR = 32
 #: tasks whose operator reaches beyond an observation pixel's own clean pixels (a blur's or a
 #: bicubic filter's support): a tile of them is exact only over the clean pixels its rows see
 WINDOWED_TASKS = ("deblur-gauss", "deblur-uniform", "srN-bicubic")
+#: the blurs, whose ``boundary`` parameter says how the scene goes on beyond the image
+BLUR_TASKS = ("deblur-gauss", "deblur-uniform")
+
+
+def _key(name: str) -> str:
+    """The parameter table's key of a task name (``sr4`` -> ``sr``, ``sr4-bicubic`` -> ``sr-bicubic``)."""
+    m = re.fullmatch(r"sr([1-9]\d*|0)(-bicubic)?", name)
+    return ("sr-bicubic" if m.group(2) else "sr") if m else name
+
+
+def is_windowed(name: str) -> bool:
+    """Whether ``make_operator(name, ..., window=...)`` applies: the task is one of :data:`WINDOWED_TASKS`."""
+    return _key(name) in ("sr-bicubic", *BLUR_TASKS)
 
 
 def _separable(shape: tuple[int, int, int], factor, scale: int, window, margin: int = 0) -> SVDOperator:
@@ -155,7 +169,7 @@ def make_operator(name: str, shape: tuple[int, int, int], *, window=None, **para
     if not isinstance(name, str):
         raise TaskError(f"task name must be a string, got {name!r}")
     m = re.fullmatch(r"sr([1-9]\d*|0)(-bicubic)?", name)
-    key = ("sr-bicubic" if m.group(2) else "sr") if m else name
+    key = _key(name)
     if key not in _PARAMS or (key in ("sr", "sr-bicubic") and not m):
         raise TaskError(f"unknown task {name!r}; valid tasks: {', '.join(TASK_NAMES)} (srN: e.g. sr2, sr4, sr4-bicubic)")
     if m and not 2 <= int(m.group(1)) <= MAX_SR_FACTOR:
@@ -164,7 +178,7 @@ def make_operator(name: str, shape: tuple[int, int, int], *, window=None, **para
     if unknown:
         valid = ", ".join(_PARAMS[key]) or "none"
         raise TaskError(f"unknown parameter(s) {', '.join(unknown)} for task {name!r}; valid: {valid}")
-    if window is not None and key not in ("sr-bicubic", "deblur-gauss", "deblur-uniform"):
+    if window is not None and not is_windowed(name):
         raise TaskError(f"window: only for {', '.join(WINDOWED_TASKS)} (a tile of another task is the task's "
                         f"operator on the tile), not {name!r}")
     shape = _check_shape(shape)

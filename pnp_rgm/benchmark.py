@@ -34,10 +34,11 @@ import torch.nn.functional as F
 import yaml
 from tqdm.auto import tqdm
 
+from pnp_rgm.config import write_text_atomic
 from pnp_rgm.errors import ConfigError, OutputExistsError, ShapeError, TaskError
 from pnp_rgm.io import IMAGE_EXTENSIONS, image_files, image_to_tensor, read_image, write_image
 from pnp_rgm.metrics import _SSIM_MIN_SIDE, lpips_available, psnr, ssim
-from pnp_rgm.operators import SVDOperator
+from pnp_rgm.operators import BLUR_TASKS, SVDOperator
 from pnp_rgm.tasks import OPERATOR_KEYS, initial_estimate, known_pixels, restore_baseline, simulate_observation, sr_factor
 
 FIELDS = ["method", "image", "psnr", "ssim", "lpips", "nfe", "seconds"]
@@ -432,17 +433,10 @@ def reconcile_settings(out: Path, recorded: dict[str, Any] | None, current: dict
     return merged
 
 
-def _write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` whole or not at all (a temporary file, then os.replace)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def write_settings(out: Path, settings: dict[str, Any]) -> None:
     head = ("# pnp-rgm benchmark: the settings behind results.csv. Every run into this folder must use them\n"
             "# (rows are reused by method and image); null = not used by any method run so far.\n")
-    _write_text(out / SETTINGS_FILE, head + yaml.safe_dump(settings, sort_keys=False, allow_unicode=True))
+    write_text_atomic(out / SETTINGS_FILE, head + yaml.safe_dump(settings, sort_keys=False, allow_unicode=True))
 
 
 def _check_out(out: Path) -> None:
@@ -479,7 +473,7 @@ def run_benchmark(task: str, data: Path, out: Path, methods: list[str], sigma: f
     methods = list(dict.fromkeys(methods))  # a method named twice runs once
     settings = dict(settings or {})
     op_params = {k: settings.pop(k) for k in list(settings) if k in OPERATOR_KEYS}
-    if task in ("deblur-gauss", "deblur-uniform"):  # DDRM's and DPIR's model, every table's; restore's is free
+    if task in BLUR_TASKS:  # DDRM's and DPIR's model, every table's; restore's is free
         op_params.setdefault("boundary", "zero")
     if "seed" in op_params:
         raise TaskError(f"seed={op_params['seed']}: the benchmark draws masks and noise from --seed (image i uses seed + i)")
@@ -511,18 +505,16 @@ def run_benchmark(task: str, data: Path, out: Path, methods: list[str], sigma: f
     files = list_images(data, limit)
     recorded = read_settings(out)
     current = run_settings(task, data, methods, sigma, crop, seed, op_params, settings, prior, precision)
-    first = None
-    for f in files:  # a corrupt or too small image fails now, before anything is written
+    images = []  # each image read and cropped once; a corrupt or too small one fails before anything is written
+    for f in files:
         img = read_image(f)
-        cropped = center_crop(img, crop, n)
-        if min(cropped.shape[:2]) < _SSIM_MIN_SIDE:
-            cut = f", {cropped.shape[0]}x{cropped.shape[1]} once cut to a multiple of {n}" if n > 1 else ""
+        images.append(center_crop(img, crop, n))
+        if min(images[-1].shape[:2]) < _SSIM_MIN_SIDE:
+            cut = f", {images[-1].shape[0]}x{images[-1].shape[1]} once cut to a multiple of {n}" if n > 1 else ""
             raise ShapeError(f"image '{f}' is {img.shape[0]}x{img.shape[1]} pixels{cut}; task {task!r} needs at "
                              f"least {side}x{side} (--crop, --data)")
-        first = cropped if first is None else first
-    if op_params and first is not None:  # a bad operator parameter fails on the first image
-        simulate_observation(task, image_to_tensor(first), 0.0, seed, **op_params)
-    del first
+    if op_params and images:  # a bad operator parameter fails on the first image
+        simulate_observation(task, image_to_tensor(images[0]), 0.0, seed, **op_params)
     if prior is not None and not hasattr(prior, "restore"):
         from pnp_rgm.priors import load_prior
 
@@ -552,7 +544,7 @@ def run_benchmark(task: str, data: Path, out: Path, methods: list[str], sigma: f
     try:
         if merged != recorded:
             write_settings(out, merged)
-        summary = _run(task, data, out, files, methods, sigma, crop, seed, prior, settings, op_params, precision,
+        summary = _run(task, data, out, files, images, methods, sigma, crop, seed, prior, settings, op_params, precision,
                        merged, progress)
     except BaseException:
         rows_now = csv_path.stat().st_size if csv_path.exists() else None
@@ -560,7 +552,7 @@ def run_benchmark(task: str, data: Path, out: Path, methods: list[str], sigma: f
             if settings_before is None:
                 (out / SETTINGS_FILE).unlink(missing_ok=True)
             elif (out / SETTINGS_FILE).read_text() != settings_before:
-                _write_text(out / SETTINGS_FILE, settings_before)
+                write_text_atomic(out / SETTINGS_FILE, settings_before)
             for d in created:
                 if d.is_dir() and not any(d.iterdir()):
                     d.rmdir()
@@ -568,16 +560,14 @@ def run_benchmark(task: str, data: Path, out: Path, methods: list[str], sigma: f
     return summary
 
 
-def _run(task, data, out, files, methods, sigma, crop, seed, prior, settings, op_params, precision, recorded,
+def _run(task, data, out, files, images, methods, sigma, crop, seed, prior, settings, op_params, precision, recorded,
          progress) -> str:
-    n = sr_factor(task) or 1
     csv_path = out / "results.csv"
     done = {(r["method"], r["image"]) for r in read_rows(csv_path)}
     use_lpips, why = lpips_available()
     tiles = []
     bar = tqdm(total=len(files) * len(methods), desc=f"benchmark {task}", unit="run", disable=not progress or None)
-    for i, f in enumerate(files):
-        img = center_crop(read_image(f), crop, n)
+    for i, (f, img) in enumerate(zip(files, images)):
         if task == "colorize" and (img.shape[2] != 3 or np.ptp(img, axis=2).max() < 1e-6):  # no colour to restore
             bar.update(len(methods))
             continue
@@ -626,7 +616,7 @@ def _run(task, data, out, files, methods, sigma, crop, seed, prior, settings, op
         summary += f"\nLPIPS not computed: {why}\n"
     if not plotted:
         summary += "\nPSNR-vs-generator-calls plot not drawn: matplotlib is not installed (pip install 'pnp-rgm[bench]').\n"
-    _write_text(out / "summary.md", summary)
+    write_text_atomic(out / "summary.md", summary)
     return summary
 
 

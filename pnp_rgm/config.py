@@ -27,7 +27,7 @@ from pnp_rgm.errors import ConfigError
 
 T = TypeVar("T")
 
-__all__ = ["load_config", "config_to_dict", "save_config", "replace_config", "ConfigError"]
+__all__ = ["load_config", "config_to_dict", "save_config", "write_text_atomic", "replace_config", "ConfigError"]
 
 
 def _tname(tp: Any) -> str:
@@ -168,9 +168,18 @@ def config_to_dict(obj: Any) -> Any:
     return obj
 
 
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` whole or not at all: a temporary file beside it, then ``os.replace``
+    (a kill leaves the old file or the new one, never half of one)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 def save_config(obj: Any, path: str | os.PathLike) -> None:
-    """Write ``config_to_dict(obj)`` as YAML (key order preserved)."""
-    Path(path).write_text(yaml.safe_dump(config_to_dict(obj), sort_keys=False))
+    """Write ``config_to_dict(obj)`` as YAML (key order preserved), atomically."""
+    write_text_atomic(path, yaml.safe_dump(config_to_dict(obj), sort_keys=False))
 
 
 def replace_config(obj: T, dotted: dict[str, Any]) -> T:

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from pnp_rgm.errors import ShapeError, TaskError, as_number
-from pnp_rgm.operators import WINDOWED_TASKS, Inpaint, SVDOperator, fill_missing, make_operator, observe
+from pnp_rgm.operators import BLUR_TASKS, Inpaint, SVDOperator, fill_missing, is_windowed, make_operator, observe
 from pnp_rgm.solvers import DRSState, drs, tv_prior_step
 
 if TYPE_CHECKING:
@@ -30,13 +30,6 @@ OPERATOR_KEYS = ("width", "size", "boundary", "missing", "box", "seed")
 #: (DDRM's and DPIR's): on a photo's blur it restored 13.0 dB (Gaussian) and 8.0 dB (box) where
 #: ``free`` restored 26.4 and 37.6 (README, "Deblurring a photo")
 RESTORE_BOUNDARY = "free"
-
-
-def with_default_boundary(task: str, params: dict) -> dict:
-    """``params`` with ``boundary: RESTORE_BOUNDARY`` added for a blur task that does not set one."""
-    if task in ("deblur-gauss", "deblur-uniform") and "boundary" not in params:
-        return {**params, "boundary": RESTORE_BOUNDARY}
-    return params
 #: restoration methods without a learned prior (bm3d: the optional bm3d package)
 BASELINES = ("none", "tv", "bm3d")
 #: the solver settings a ``bm3d`` run takes (from the task's preset unless given): RGM-DRS's
@@ -50,8 +43,17 @@ _TASK_NAME = re.compile(r"denoise|colorize|inpaint|deblur-gauss|deblur-uniform|s
 def check_task(task: str) -> None:
     """A :class:`TaskError` listing :data:`TASKS` unless ``task`` names one (an ``srN`` factor out of
     range is left to the operator, which names the valid factors)."""
-    if not isinstance(task, str) or not _TASK_NAME.fullmatch(task) or re.fullmatch(r"sr0\d+.*", task):
-        raise TaskError(f"unknown task {task!r}; valid tasks: {', '.join(TASKS)} (srN: e.g. sr2, sr4, sr4-bicubic)")
+    if not isinstance(task, str):
+        raise TaskError(f"task must be a task name (a string such as 'sr4'), got {task!r}")
+    if not _TASK_NAME.fullmatch(task) or re.fullmatch(r"sr0\d+.*", task):
+        raise TaskError(f"unknown task {task!r}; valid: {', '.join(TASKS)} (srN: e.g. sr2, sr4, sr4-bicubic)")
+
+
+def with_default_boundary(task: str, params: dict) -> dict:
+    """``params`` with ``boundary: RESTORE_BOUNDARY`` added for a blur task that does not set one."""
+    if task in BLUR_TASKS and "boundary" not in params:
+        return {**params, "boundary": RESTORE_BOUNDARY}
+    return params
 
 
 def sr_factor(task: str) -> int | None:
@@ -150,8 +152,7 @@ def make_task_operator(task: str, obs_shape: tuple[int, int, int], mask: np.ndar
         params["mask"] = mask
     elif mask is not None:
         raise TaskError(f"a mask is only used by task 'inpaint', not {task!r}")
-    n = sr_factor(task)
-    if tile is not None and (task in WINDOWED_TASKS or (n is not None and task.endswith("-bicubic"))):
+    if tile is not None and is_windowed(task):
         full = clean_shape(task, (obs_shape[0], tile.image_height, tile.image_width))
         return make_operator(task, full, window=tile.window, **params)
     return make_operator(task, clean_shape(task, obs_shape), **params)

@@ -7,8 +7,8 @@ operators that is the task's operator on the tile's shape (and, for inpainting, 
 the mask); a blur or a bicubic filter also reaches clean pixels outside the tile, so its tile
 problem runs over those too (:func:`pnp_rgm.operators.make_operator`'s ``window``) and only the
 tile's own pixels are kept. Each tile's outer ``overlap`` pixels — where a context-starved prior
-is least reliable — are dropped (outer half) or faded in (inner half). Weights are separable; the output is the weighted sum divided by the
-summed weights, so any overlap blends smoothly.
+is least reliable — are dropped (outer half) or faded in (inner half). Weights are separable; the
+output is the weighted sum divided by the summed weights, so any overlap blends smoothly.
 """
 from __future__ import annotations
 
@@ -19,7 +19,6 @@ import numpy as np
 import torch
 
 from pnp_rgm.errors import TaskError
-
 
 
 @dataclass(frozen=True)

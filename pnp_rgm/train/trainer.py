@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import platform
 import shutil
 import sys
@@ -415,13 +414,6 @@ def _sample_figure(c: Components, x0: torch.Tensor, path: Path, seed: int) -> No
 
 
 # --------------------------------------------------------------------------- main loop
-def _write_config(cfg: RunConfig, path: Path) -> None:
-    """save_config, atomically: a kill leaves the old file or the new one, never half of one."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    save_config(cfg, tmp)
-    os.replace(tmp, path)
-
-
 def _check_out(out: Path, resume: bool) -> None:
     """--out must be a folder; a new run needs it absent or empty (nothing overwritten or appended
     to), a resumed one needs a checkpoint in it."""
@@ -523,7 +515,7 @@ def train(cfg: RunConfig, data_dir, out_dir, steps: Optional[int] = None, resume
                         made = made.parent
                 made_files = [out / "config.yaml", out / "samples", out / "log.jsonl"]
             out.mkdir(parents=True, exist_ok=True)
-            _write_config(cfg, out / "config.yaml")
+            save_config(cfg, out / "config.yaml")
             (out / "samples").mkdir(exist_ok=True)
         # per-rank, per-resume randomness for data and noise
         seed = cfg.train.seed + 10007 * info.rank + 7919 * start
