@@ -35,17 +35,16 @@ def main() -> None:
     # sigma 1e-9: the data step trusts the 8-bit file as exact (lam 10^4), as before the rounding noise was modelled
     restorers["free, rounding ignored"] = Restorer(args.task, boundary="free", sigma=1e-9, device="cpu",
                                                    precision=args.precision)
+    c = make_task_operator(args.task, (3, 64, 64), boundary="free").crop[0].start  # the blur's reach: size // 2
+    s = args.crop + 2 * c
+    blur = make_task_operator(args.task, (3, s, s))  # over the larger scene; keep the valid part
     rows = []
     for f in list_images(Path(args.data), args.limit):
         img = image_to_tensor(read_image(f)).double()
         if img.shape[1] == 1:
             img = img.expand(-1, 3, -1, -1)
-        probe = make_task_operator(args.task, (3, 64, 64), boundary="free")
-        c = probe.crop[0].start  # the blur's reach: size // 2
-        s = args.crop + 2 * c
         top, left = (img.shape[-2] - s) // 2, (img.shape[-1] - s) // 2
         scene = img[..., top:top + s, left:left + s]
-        blur = make_task_operator(args.task, (3, s, s))  # over the larger scene; keep the valid part
         y = blur.forward(scene)[..., c:-c, c:-c].float()
         if args.bits:
             y = (y.clamp(0, 1) * 255).round() / 255
