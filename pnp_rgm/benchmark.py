@@ -291,9 +291,16 @@ def _label(img: torch.Tensor, text: str) -> torch.Tensor:
     arr = (img[0].clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
     pil = Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr)
     draw = ImageDraw.Draw(pil)
-    box = draw.textbbox((2, 1), text)
+    lines: list[str] = []  # words wrapped to the image's width (a small crop would clip one long line)
+    for word in text.split():
+        if lines and draw.textbbox((0, 0), f"{lines[-1]} {word}")[2] + 4 <= pil.width:
+            lines[-1] = f"{lines[-1]} {word}"
+        else:
+            lines.append(word)
+    text = "\n".join(lines)
+    box = draw.multiline_textbbox((2, 1), text)
     draw.rectangle((0, 0, box[2] + 2, box[3] + 2), fill=0)
-    draw.text((2, 1), text, fill=255 if arr.shape[2] == 1 else (255, 255, 255))
+    draw.multiline_text((2, 1), text, fill=255 if arr.shape[2] == 1 else (255, 255, 255))
     out = torch.from_numpy(np.asarray(pil, dtype=np.float32) / 255.0)
     out = out[None] if out.dim() == 2 else out.permute(2, 0, 1)
     return out[None].to(img.dtype)

@@ -416,3 +416,13 @@ def test_a_method_named_twice_runs_once(data, tmp_path, capsys):
     rc = main(["benchmark", "--task", "sr4", "--data", str(data), "--out", str(tmp_path / "c"), "--methods",
                "pinv,pinv"])
     assert rc == 0 and "| pinv | 2 |" in capsys.readouterr().out
+
+
+def test_grid_label_wraps_to_a_small_crop():
+    """A label wider than its tile is wrapped onto more lines, not clipped at the tile's edge."""
+    from pnp_rgm.benchmark import _label
+
+    black = torch.zeros(1, 3, 48, 48)
+    short, long = _label(black, "pinv"), _label(black, "rgm-drs 28.56 dB")
+    assert short[..., 14:, :].max() == 0  # one line
+    assert long[..., 14:30, :].max() > 0.5  # the PSNR went onto a second line
