@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 
 from pnp_rgm.api import Restorer
 from pnp_rgm.benchmark import list_images
@@ -30,11 +31,14 @@ def main() -> None:
     ap.add_argument("--crop", type=int, default=256)
     ap.add_argument("--precision", default="fp32")
     ap.add_argument("--bits", type=int, default=8, choices=[0, 8], help="8: round the observation to 8 bits; 0: float")
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="solver settings over the preset's")
     args = ap.parse_args()
-    restorers = {b: Restorer(args.task, boundary=b, device="cpu", precision=args.precision) for b in ("zero", "free")}
+    over = {k: yaml.safe_load(v) for k, _, v in (kv.partition("=") for kv in args.set)}
+    restorers = {b: Restorer(args.task, boundary=b, device="cpu", precision=args.precision, **over)
+                 for b in ("zero", "free")}
     # sigma 1e-9: the data step trusts the 8-bit file as exact (lam 10^4), as before the rounding noise was modelled
     restorers["free, rounding ignored"] = Restorer(args.task, boundary="free", sigma=1e-9, device="cpu",
-                                                   precision=args.precision)
+                                                   precision=args.precision, **over)
     c = make_task_operator(args.task, (3, 64, 64), boundary="free").crop[0].start  # the blur's reach: size // 2
     s = args.crop + 2 * c
     blur = make_task_operator(args.task, (3, s, s))  # over the larger scene; keep the valid part
