@@ -6,6 +6,7 @@ restored with the task's preset under ``boundary: zero`` (the scene black outsid
 and DPIR's model, the benchmarks') and ``boundary: free`` (``restore``'s default).
 
     python examples/photo_blur_study.py --task deblur-gauss --data ../shared/datasets/CBSD68 --limit 20
+    python examples/photo_blur_study.py --task deblur-uniform --data ../shared/datasets/CBSD432 --set alpha=1.0  # tune
 """
 from __future__ import annotations
 
